@@ -1,0 +1,9 @@
+"""Placeholder while the command is being written."""
+
+import click
+
+
+@click.command(name="msa-info")
+def command():
+    """Not written yet."""
+    raise click.ClickException("not written yet")

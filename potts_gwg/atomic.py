@@ -1,0 +1,44 @@
+"""Atomic file output: write to a temporary file in the target folder, then rename.
+
+A failure (or a kill) part way leaves the user's previous file, if any, untouched and no
+partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    ``suffix`` is kept on the temporary name for writers that insist on an extension
+    (``numpy.savez`` appends ``.npz``; matplotlib picks a format from it).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.tmp",
+                                         dir=target.parent)
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.replace(temporary_path, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file for writing; it becomes ``path`` only if the block succeeds."""
+    with atomic_path(path) as temporary:
+        with open(temporary, mode) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())

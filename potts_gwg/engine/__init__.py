@@ -1,0 +1,1 @@
+"""The sampling engine: energy models over discrete states, samplers (Gibbs, GWG, Metropolis) and a chain driver."""

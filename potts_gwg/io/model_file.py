@@ -1,0 +1,125 @@
+"""The Potts model file: ``.npz`` with ``h``, ``J``, ``alphabet`` and ``meta``; never pickle.
+
+Schema (docs/README): ``h`` float32 (L, q); ``J`` float32 (L, L, q, q) with
+J[i, j, a, b] = J[j, i, b, a] and J[i, i] = 0; ``alphabet`` a string of length q; ``meta`` a
+JSON string (method, hyperparameters, seed, Neff, query name and sequence, version).
+log p(x) = Σ_i h[i, x_i] + Σ_{i<j} J[i, j, x_i, x_j] − log Z.
+
+Loading uses ``numpy.load(allow_pickle=False)``: an object array (which would need
+unpickling) is refused before anything is executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import InputError
+
+REQUIRED_KEYS = ("h", "J", "alphabet", "meta")
+SYMMETRY_TOLERANCE = 1e-4
+
+
+@dataclass
+class PottsModel:
+    """Fields ``h`` (L, q) and couplings ``J`` (L, L, q, q), float32 numpy arrays."""
+
+    h: np.ndarray
+    J: np.ndarray
+    alphabet: str
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return self.h.shape[0]
+
+    @property
+    def n_states(self) -> int:
+        return self.h.shape[1]
+
+
+def save_model(path: str | os.PathLike, model: PottsModel) -> Path:
+    """Write ``model`` atomically to ``path`` (an existing file is replaced only on success)."""
+    validate_model(model.h, model.J, model.alphabet, source=str(path))
+    with atomic_path(path, suffix=".npz") as temporary:
+        with open(temporary, "wb") as stream:
+            np.savez(stream, h=model.h.astype(np.float32), J=model.J.astype(np.float32),
+                     alphabet=np.array(model.alphabet), meta=np.array(json.dumps(model.meta)))
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike) -> PottsModel:
+    """Read and validate a model file; every problem is an :class:`InputError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("model file not found", path)
+    if not path.is_file():
+        raise InputError("not a file", path)
+    if not zipfile.is_zipfile(path):
+        raise InputError("not a model file (expected an .npz archive written by potts-gwg fit)",
+                         path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in REQUIRED_KEYS if key not in archive.files]
+            if missing:
+                raise InputError(f"model file lacks {', '.join(missing)} "
+                                 f"(has {', '.join(archive.files) or 'nothing'})", path)
+            h, J = archive["h"], archive["J"]
+            alphabet, meta_text = archive["alphabet"], archive["meta"]
+    except InputError:
+        raise
+    except ValueError as error:
+        if "pickle" in str(error).lower():
+            raise InputError("model file contains pickled objects; refused without loading "
+                             "them", path) from None
+        raise InputError(f"corrupt model file ({error})", path) from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise InputError(f"corrupt model file ({error})", path) from None
+    if alphabet.dtype.kind != "U" or alphabet.ndim != 0:
+        raise InputError("'alphabet' must be a single string", path)
+    if meta_text.dtype.kind != "U" or meta_text.ndim != 0:
+        raise InputError("'meta' must be a JSON string", path)
+    try:
+        meta = json.loads(str(meta_text))
+    except json.JSONDecodeError as error:
+        raise InputError(f"'meta' is not valid JSON ({error.msg})", path) from None
+    if not isinstance(meta, dict):
+        raise InputError("'meta' must be a JSON object", path)
+    alphabet = str(alphabet)
+    validate_model(h, J, alphabet, source=str(path))
+    return PottsModel(h=h.astype(np.float32), J=J.astype(np.float32), alphabet=alphabet,
+                      meta=meta)
+
+
+def validate_model(h: np.ndarray, J: np.ndarray, alphabet: str, source: str) -> None:
+    """Check shapes, dtypes, finiteness and the symmetry J[i,j,a,b] = J[j,i,b,a], J[i,i] = 0."""
+    if h.dtype.kind != "f" or J.dtype.kind != "f":
+        raise InputError(f"'h' and 'J' must be floating point (got {h.dtype}, {J.dtype})",
+                         source)
+    if h.ndim != 2:
+        raise InputError(f"'h' must have shape (L, q), got {h.shape}", source)
+    length, n_states = h.shape
+    if length < 1 or n_states < 2:
+        raise InputError(f"'h' must have L >= 1 and q >= 2, got shape {h.shape}", source)
+    if J.shape != (length, length, n_states, n_states):
+        raise InputError(f"'J' must have shape (L, L, q, q) = "
+                         f"{(length, length, n_states, n_states)}, got {J.shape}", source)
+    if len(alphabet) != n_states or len(set(alphabet)) != n_states:
+        raise InputError(f"'alphabet' must be {n_states} distinct letters (q), "
+                         f"got {alphabet!r}", source)
+    if not (np.isfinite(h).all() and np.isfinite(J).all()):
+        raise InputError("'h' or 'J' contains NaN or infinite values", source)
+    diagonal = J[np.arange(length), np.arange(length)]
+    if np.abs(diagonal).max(initial=0.0) > 0:
+        raise InputError("'J' must be zero on the diagonal blocks J[i, i]", source)
+    asymmetry = np.abs(J - J.transpose(1, 0, 3, 2)).max(initial=0.0)
+    scale = max(1.0, float(np.abs(J).max(initial=0.0)))
+    if asymmetry > SYMMETRY_TOLERANCE * scale:
+        raise InputError(f"'J' is not symmetric (max |J[i,j,a,b] - J[j,i,b,a]| = "
+                         f"{asymmetry:.3g})", source)
