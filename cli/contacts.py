@@ -1,9 +1,66 @@
-"""Placeholder while the command is being written."""
+"""``potts-gwg contacts``: rank residue pairs by coupling strength, optionally score them."""
+
+from __future__ import annotations
 
 import click
 
+from potts_gwg.io.contact_formats import CONTACT_FORMATS
+from potts_gwg.pipeline import contacts_stage
+
 
 @click.command(name="contacts")
-def command():
-    """Not written yet."""
-    raise click.ClickException("not written yet")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Where to write the ranked pairs (default: standard output; with --pdb "
+                   "or --json nothing is written unless -o is given).")
+@click.option("--format", "contact_format", type=click.Choice(CONTACT_FORMATS), default="tsv",
+              show_default=True,
+              help="tsv: i j score; mat: L x L matrix (CCMpred); casp: CASP RR; "
+                   "csv: i,A_i,j,A_j,fn,cn (EVcouplings).")
+@click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
+@click.option("--min-sep", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Only pairs with j - i >= K in the output.")
+@click.option("--pdb", "structure", type=click.Path(dir_okay=False), metavar="STRUCTURE",
+              help="PDB or mmCIF file (gzipped or not) of the query: report precision.")
+@click.option("--chain", metavar="C", help="Chain of STRUCTURE (needed if it has several).")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="MAP.png",
+              help="Draw predicted vs native contacts (needs --pdb).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON summary (precision table, mapping) instead of text.")
+def command(model, output, contact_format, no_apc, min_sep, structure, chain, plot, as_json):
+    """Predict contacts from the Potts MODEL file written by `potts-gwg fit`.
+
+    Scores are Frobenius norms of the zero-sum-gauged couplings over the 20 amino acids,
+    APC-corrected; positions are 1-based query columns. With --pdb, the query is aligned to
+    the chain and precision at top L, L/2, L/5 is reported for |i - j| >= 6, 12, 24
+    (contact: C-beta distance < 8 A, C-alpha for Gly).
+    """
+    if output is None and structure is None and not as_json:
+        output = "-"
+    summary = contacts_stage(model, output, format=contact_format, apc=not no_apc,
+                             min_separation=min_sep, structure=structure, chain=chain,
+                             plot=plot)
+    if as_json:
+        click.echo(summary.as_json())
+        return
+    if summary.mapping is not None:
+        mapping = summary.mapping
+        click.echo(f"structure {mapping['structure']} chain {mapping['chain'] or '(blank)'}: "
+                   f"{mapping['n_aligned']}/{summary.length} query positions aligned, "
+                   f"identity {mapping['identity']:.3f}")
+        click.echo(_precision_text(summary.precision))
+    if output not in (None, "-"):
+        click.echo(f"wrote {contact_format} contacts to {output}")
+    if summary.plot is not None:
+        click.echo(f"wrote contact map to {summary.plot}")
+
+
+def _precision_text(rows: list[dict]) -> str:
+    """Precision as a small table: one line per minimum separation, columns L, L/2, L/5."""
+    tops = list(dict.fromkeys(row["top"] for row in rows))
+    lines = ["precision  " + "".join(f"{'top ' + top:>10}" for top in tops)]
+    for separation in dict.fromkeys(row["min_separation"] for row in rows):
+        values = {row["top"]: row["precision"] for row in rows
+                  if row["min_separation"] == separation}
+        lines.append(f"|i-j|>={separation:<3}" + "".join(f"{values[top]:>10.3f}" for top in tops))
+    return "\n".join(lines)

@@ -1,9 +1,76 @@
-"""Placeholder while the command is being written."""
+"""``potts-gwg msa-info``: what the reader made of an alignment, before any fit is run."""
+
+from __future__ import annotations
+
+import json
 
 import click
 
+from potts_gwg.alphabet import PROTEIN_ALPHABET
+from potts_gwg.io.msa import read_alignment
+from potts_gwg.weights import DEFAULT_THETA, effective_number, sequence_weights
+
+from .options import msa_options
+
 
 @click.command(name="msa-info")
-def command():
-    """Not written yet."""
-    raise click.ClickException("not written yet")
+@click.argument("msa", type=click.Path())
+@msa_options
+@click.option("--theta", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THETA,
+              show_default=True,
+              help="Identity threshold of the sequence weights behind Neff.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def command(msa, msa_format, query, query_index, query_file, theta, as_json):
+    """Summarise the alignment MSA as the other commands will see it.
+
+    Reports the format, the number of sequences N, the number of query columns L, the MSA
+    width after insert removal, the insert handling applied, Neff (sum of sequence weights at
+    identity >= THETA) and Neff/L, the gap fraction, how many non-standard letters
+    (B, J, O, U, X, Z, *) were read as gaps, and the query.
+
+    The query is the first record unless --query, --query-index or --query-file (at most one)
+    says otherwise. Formats: a3m, fasta/a2m, stockholm, aln (PSICOV), optionally gzipped.
+    """
+    if sum(option is not None for option in (query, query_index, query_file)) > 1:
+        raise click.UsageError("give at most one of --query, --query-index, --query-file")
+    alignment = read_alignment(msa, format=msa_format, query=query, query_index=query_index,
+                               query_file=query_file)
+    n_effective = effective_number(
+        sequence_weights(alignment.indices, len(PROTEIN_ALPHABET), theta))
+    report = {
+        "path": alignment.path,
+        "format": alignment.format,
+        "n_sequences": alignment.n_sequences,
+        "length": alignment.length,
+        "msa_width": alignment.msa_width,
+        "insert_mode": alignment.insert_mode,
+        "theta": theta,
+        "n_effective": n_effective,
+        "n_effective_per_length": n_effective / alignment.length,
+        "gap_fraction": alignment.gap_fraction(),
+        "n_nonstandard": alignment.n_nonstandard,
+        "query": alignment.query_name,
+        "query_index": None if alignment.query_record is None else alignment.query_record + 1,
+        "query_sequence": alignment.query_sequence,
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    query_source = ("from " + query_file if alignment.query_record is None
+                    else f"record {alignment.query_record + 1}")
+    rows = [
+        ("file", alignment.path),
+        ("format", alignment.format),
+        ("sequences (N)", str(alignment.n_sequences)),
+        ("query columns (L)", str(alignment.length)),
+        ("MSA width", str(alignment.msa_width)),
+        ("insert mode", alignment.insert_mode),
+        (f"Neff (theta {theta:g})", f"{n_effective:.1f}"),
+        ("Neff / L", f"{report['n_effective_per_length']:.2f}"),
+        ("gap fraction", f"{report['gap_fraction']:.3f}"),
+        ("letters read as gap", str(alignment.n_nonstandard)),
+        ("query", f"{alignment.query_name} ({query_source})"),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")

@@ -1,0 +1,59 @@
+"""Contact scores from couplings: zero-sum gauge, Frobenius norm over amino acids, APC.
+
+Pure functions on numpy arrays. Shapes: J (L, L, q, q); scores (L, L), symmetric, zero on
+the diagonal. Definitions (docs/README):
+  F_ij = ‖J̃_ij‖_F, J̃_ij the 20 × 20 amino-acid block of J_ij (gap state excluded) in the
+         zero-sum gauge (every row and column of the block sums to zero);
+  S_ij = F_ij − F_i· F_·j / F_··  (APC, with F_i· = Σ_j F_ij, diagonal F_ii = 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GAP = "-"
+
+
+def zero_sum_gauge(J: np.ndarray) -> np.ndarray:
+    """J̃[i,j,a,b] = J − mean over a − mean over b + mean over (a, b), per block (float64)."""
+    couplings = J.astype(np.float64)
+    return (couplings - couplings.mean(axis=2, keepdims=True)
+            - couplings.mean(axis=3, keepdims=True)
+            + couplings.mean(axis=(2, 3), keepdims=True))
+
+
+def frobenius_scores(J: np.ndarray, alphabet: str) -> np.ndarray:
+    """F (L, L): Frobenius norms of the zero-sum-gauged blocks over the non-gap states."""
+    residue_states = [index for index, letter in enumerate(alphabet) if letter != GAP]
+    blocks = zero_sum_gauge(J[:, :, residue_states][:, :, :, residue_states])
+    scores = np.sqrt((blocks ** 2).sum(axis=(2, 3)))
+    np.fill_diagonal(scores, 0.0)
+    return scores
+
+
+def average_product_correction(scores: np.ndarray) -> np.ndarray:
+    """S = F − F_i· F_·j / F_·· with row/column sums over all j (the diagonal is zero)."""
+    row_sums = scores.sum(axis=1)
+    total = row_sums.sum()
+    if total <= 0:
+        corrected = scores.copy()
+    else:
+        corrected = scores - np.outer(row_sums, row_sums) / total
+    np.fill_diagonal(corrected, 0.0)
+    return corrected
+
+
+def contact_scores(J: np.ndarray, alphabet: str, apc: bool = True) -> np.ndarray:
+    """The score matrix users rank pairs by: APC-corrected Frobenius norms (or F alone)."""
+    scores = frobenius_scores(J, alphabet)
+    return average_product_correction(scores) if apc else scores
+
+
+def ranked_pairs(scores: np.ndarray, min_separation: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j), 0-based, i < j, j − i ≥ min_separation, by decreasing score.
+
+    Ties keep (i, j) order, so the ranking is deterministic.
+    """
+    first, second = np.triu_indices(scores.shape[0], k=max(1, min_separation))
+    order = np.argsort(-scores[first, second], kind="stable")
+    return first[order], second[order]

@@ -1,0 +1,100 @@
+"""Memory estimates made before allocating, so a fit that cannot fit is refused up front.
+
+The estimate counts the arrays a fit holds at its peak (bytes, float32 = 4). It errs on the
+high side; the refusal gives the estimate, what is available, and the largest L that would
+fit with the same number of sequences.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from ..errors import InputError, ResourceError
+
+FLOAT_BYTES = 4
+INDEX_BYTES = 8
+WEIGHTS_CHUNK_BYTES = 256 * 2**20
+# Full (L·q)² coupling-sized arrays alive at once besides the L-BFGS history: parameters,
+# gradient, search direction, previous gradient, flattened gradient, line-search start point
+# and its two gradients, the transpose used to symmetrise the gradient.
+PLM_COUPLING_COPIES = 9
+# (N, L·q) float32 arrays: logits, log-probabilities and their gradients, one-hot for weights.
+PLM_SEQUENCE_COPIES = 5
+SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int) -> int:
+    """Peak bytes of a PLM fit of an (N, L) alignment over q states."""
+    parameters = (length * n_states) ** 2
+    per_sequence = n_sequences * length * (n_states * FLOAT_BYTES * PLM_SEQUENCE_COPIES
+                                           + 2 * INDEX_BYTES)
+    coupling_arrays = (PLM_COUPLING_COPIES + 2 * history_size) * parameters * FLOAT_BYTES
+    return coupling_arrays + per_sequence + WEIGHTS_CHUNK_BYTES
+
+
+def largest_length(n_sequences: int, n_states: int, history_size: int, budget: int) -> int:
+    """The largest L whose PLM fit stays within ``budget`` bytes (0 if none)."""
+    low, high = 0, 1
+    while plm_bytes(n_sequences, high, n_states, history_size) <= budget:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if plm_bytes(n_sequences, middle, n_states, history_size) <= budget:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def parse_size(text: str) -> int:
+    """``"8G"``, ``"512MiB"``, ``"1.5GB"`` or a number of bytes -> bytes (binary units)."""
+    match = SIZE_PATTERN.match(text)
+    if not match:
+        raise InputError(f"--max-memory {text!r}: expected a size such as 8G, 512M or 1.5GiB")
+    number, unit = match.groups()
+    return int(float(number) * UNITS[(unit or "").lower()[:1]])
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: CUDA's free memory, or the host's MemAvailable."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def check_plm_fits(n_sequences: int, length: int, n_states: int, history_size: int,
+                   device: torch.device, max_memory: int | None = None) -> int:
+    """Return the estimate, or raise :class:`ResourceError` saying what would fit."""
+    needed = plm_bytes(n_sequences, length, n_states, history_size)
+    available = available_bytes(device)
+    budget = min(available, max_memory) if max_memory is not None else available
+    if needed > budget:
+        limit = "--max-memory" if max_memory is not None and max_memory < available else \
+            f"free memory on {device}"
+        fits = largest_length(n_sequences, n_states, history_size, budget)
+        raise ResourceError(
+            f"a PLM fit of L={length}, N={n_sequences} needs about {format_bytes(needed)} but "
+            f"{limit} is {format_bytes(budget)}; the largest L that fits with this N is "
+            f"{fits} (use a GPU with more memory, a shorter alignment, or a larger "
+            f"--max-memory if memory is really free)")
+    return needed

@@ -1,0 +1,71 @@
+"""Writers for contact predictions: tsv (default), CCMpred matrix, CASP RR, EVcouplings csv.
+
+Positions are 1-based query columns. Pairs are ranked by decreasing score (ties in (i, j)
+order). ``output`` is a path (written atomically) or ``"-"`` for standard output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO
+
+import numpy as np
+
+from ..atomic import atomic_open
+from ..contacts import ranked_pairs
+
+CONTACT_FORMATS = ("tsv", "mat", "casp", "csv")
+CASP_CUTOFF_ANGSTROM = 8
+CASP_SEQUENCE_LINE = 50
+
+
+def write_contacts(output: str | os.PathLike, format: str, scores: np.ndarray,
+                   min_separation: int = 1, sequence: str | None = None,
+                   raw_scores: np.ndarray | None = None, target: str = "target") -> None:
+    """Write ``scores`` (L, L) in ``format``; ``raw_scores`` (F before APC) for ``csv``."""
+    if format not in CONTACT_FORMATS:
+        raise ValueError(f"unknown contact format {format!r}")
+    if str(output) == "-":
+        _write(sys.stdout, format, scores, min_separation, sequence, raw_scores, target)
+        return
+    with atomic_open(output) as stream:
+        _write(stream, format, scores, min_separation, sequence, raw_scores, target)
+
+
+def _write(stream: IO[str], format: str, scores, min_separation, sequence, raw_scores, target):
+    if format == "mat":
+        np.savetxt(stream, scores, fmt="%.6e", delimiter="\t")
+        return
+    first, second = ranked_pairs(scores, min_separation)
+    values = scores[first, second]
+    if format == "tsv":
+        stream.write("i\tj\tscore\n")
+        stream.writelines(f"{i + 1}\t{j + 1}\t{value:.6g}\n"
+                          for i, j, value in zip(first, second, values))
+    elif format == "csv":
+        letters = sequence or "X" * scores.shape[0]
+        raw = raw_scores if raw_scores is not None else scores
+        stream.write("i,A_i,j,A_j,fn,cn\n")
+        stream.writelines(f"{i + 1},{letters[i]},{j + 1},{letters[j]},{raw[i, j]:.6g},{value:.6g}\n"
+                          for i, j, value in zip(first, second, values))
+    elif format == "casp":
+        stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n"
+                     "METHOD Potts model couplings, Frobenius norm with APC\nMODEL 1\n")
+        if sequence:
+            for start in range(0, len(sequence), CASP_SEQUENCE_LINE):
+                stream.write(sequence[start:start + CASP_SEQUENCE_LINE] + "\n")
+        probabilities = _scores_to_unit_interval(values)
+        stream.writelines(f"{i + 1} {j + 1} 0 {CASP_CUTOFF_ANGSTROM} {p:.4f}\n"
+                          for i, j, p in zip(first, second, probabilities))
+        stream.write("END\n")
+
+
+def _scores_to_unit_interval(values: np.ndarray) -> np.ndarray:
+    """CASP RR wants a confidence in [0, 1]: scores rescaled linearly (rank order kept)."""
+    if values.size == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.ones_like(values)
+    return (values - low) / (high - low)
