@@ -29,6 +29,10 @@ class PottsGroup(click.Group):
         except PottsError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
+        except BrokenPipeError:
+            # The reader of our output went away (e.g. `| head`): stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -29,14 +29,16 @@ def draw_site_changes(logits: Tensor, n: int,
                       generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """``n`` draws of k = i·q + a from softmax over all of ``logits (B, L, q)`` (−inf allowed).
 
-    Returns the flat indices ``(B, n)`` and their log-probabilities ``(B, n)``.
+    Returns the flat indices ``(B, n)`` and their log-probabilities ``(B, n)``. Weights are
+    taken relative to each chain's largest logit, so the total mass lies in [1, L·q].
     """
     batch, length, q = logits.shape
-    site_log_mass = logits.logsumexp(2)                                    # (B, L)
-    log_total = site_log_mass.logsumexp(1, keepdim=True)                   # (B, 1)
-    sites = draw_categorical((site_log_mass - log_total).exp(), n, generator)
-    at_sites = logits.gather(1, sites.unsqueeze(-1).expand(batch, n, q))   # (B, n, q)
-    within = (at_sites - site_log_mass.gather(1, sites).unsqueeze(-1)).exp()
+    peak = logits.flatten(1).amax(1)                                       # (B,)
+    weights = (logits - peak.view(batch, 1, 1)).exp_()                     # (B, L, q)
+    site_mass = weights.sum(2)                                             # (B, L)
+    sites = draw_categorical(site_mass, n, generator)                      # (B, n)
+    within = weights.gather(1, sites.unsqueeze(-1).expand(batch, n, q))    # (B, n, q)
     values = draw_categorical(within.view(batch * n, q), 1, generator).view(batch, n)
-    log_probs = at_sites.gather(2, values.unsqueeze(-1)).squeeze(-1) - log_total
-    return sites * q + values, log_probs
+    picks = sites * q + values
+    log_total = peak + site_mass.sum(1).log()
+    return picks, logits.flatten(1).gather(1, picks) - log_total.unsqueeze(1)

@@ -129,7 +129,9 @@ class EnergyModel(nn.Module, ABC):
         if device is not None and x.device != device:
             raise self._fail(x, f"the state is on {x.device} but the model on {device}")
         n, q = self.n_sites, self.n_states
-        if x.ndim == 2 and x.shape[1] == n and x.shape[0] >= 1:
+        if x.ndim in (2, 3) and x.shape[0] == 0:
+            raise self._fail(x, "empty batch")
+        if x.ndim == 2 and x.shape[1] == n:
             if self.kind == "binary":
                 if x.is_floating_point() and not exact:
                     return None, x.to(self.dtype)
@@ -138,10 +140,10 @@ class EnergyModel(nn.Module, ABC):
                 return x.long(), None
             if x.is_floating_point() or x.dtype == torch.bool or x.is_complex():
                 raise self._fail(x, "indices must be an integer tensor")
-            if x.numel() and not bool(((x >= 0) & (x < q)).all()):
+            if not bool(((x >= 0) & (x < q)).all()):
                 raise self._fail(x, f"indices must lie in 0..{q - 1}")
             return x.long(), None
-        if self.kind == "categorical" and x.ndim == 3 and x.shape[1:] == (n, q) and x.shape[0]:
+        if self.kind == "categorical" and x.ndim == 3 and x.shape[1:] == (n, q):
             if not x.is_floating_point():
                 raise self._fail(x, "a one-hot/relaxed input must be floating point")
             if not exact:

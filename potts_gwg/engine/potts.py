@@ -43,11 +43,11 @@ class PottsEnergy(LocalFieldEnergy):
                              f"{h.device} and {J.dtype} on {J.device}")
         super().__init__(length, n_states)
         couplings = J.permute(0, 2, 1, 3).reshape(length * n_states, length * n_states)
+        if bool(J.diagonal(dim1=0, dim2=1).any()):
+            raise ValueError("J must be zero on the diagonal blocks J[i, i]")
         scale = max(1.0, float(couplings.abs().max()))
         if float((couplings - couplings.T).abs().max()) > SYMMETRY_TOLERANCE * scale:
             raise ValueError("J is not symmetric: J[i, j, a, b] != J[j, i, b, a]")
-        if bool(J.diagonal(dim1=0, dim2=1).any()):
-            raise ValueError("J must be zero on the diagonal blocks J[i, i]")
         self.register_buffer("h", h)
         self.register_buffer("couplings", 0.5 * (couplings + couplings.T))
         self.register_buffer("offsets", torch.arange(length, device=h.device) * n_states)

@@ -17,10 +17,10 @@ from ..errors import InputError, ResourceError
 FLOAT_BYTES = 4
 INDEX_BYTES = 8
 WEIGHTS_CHUNK_BYTES = 256 * 2**20
-# Full (L·q)² coupling-sized arrays alive at once besides the L-BFGS history: parameters,
-# gradient, search direction, previous gradient, flattened gradient, line-search start point
-# and its two gradients, the transpose used to symmetrise the gradient.
-PLM_COUPLING_COPIES = 9
+# Full (L·q)² coupling-sized arrays alive at once besides the L-BFGS history: the point and
+# its gradient, the search direction, the trial point and its gradient, the transposed
+# gradient used to symmetrise it, and the newest history pair before the oldest is dropped.
+PLM_COUPLING_COPIES = 8
 # (N, L·q) float32 arrays: logits, log-probabilities and their gradients, one-hot for weights.
 PLM_SEQUENCE_COPIES = 5
 SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -33,7 +33,8 @@ def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int) -
     per_sequence = n_sequences * length * (n_states * FLOAT_BYTES * PLM_SEQUENCE_COPIES
                                            + 2 * INDEX_BYTES)
     coupling_arrays = (PLM_COUPLING_COPIES + 2 * history_size) * parameters * FLOAT_BYTES
-    return coupling_arrays + per_sequence + WEIGHTS_CHUNK_BYTES
+    weights_chunk = min(WEIGHTS_CHUNK_BYTES, FLOAT_BYTES * n_sequences ** 2)
+    return coupling_arrays + per_sequence + weights_chunk
 
 
 def largest_length(n_sequences: int, n_states: int, history_size: int, budget: int) -> int:

@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 from ..errors import NumericalError
+from .lbfgs import lbfgs_init, lbfgs_step
 
 PSEUDOCOUNT_FOR_FIELDS = 1.0
+CONVERGENCE_WINDOW = 5
 
 
 @dataclass
@@ -87,9 +89,9 @@ class _PlmObjective:
         penalty = self.lambda_h * fields.pow(2).sum() + 0.5 * self.lambda_j * couplings.pow(2).sum()
         return (negative_log_pl + penalty) * self.scale
 
-    def symmetrise_gradient(self, couplings: torch.Tensor) -> None:
-        """Project the coupling gradient onto symmetric matrices with zero diagonal blocks."""
-        gradient = couplings.grad
+    def symmetrise_gradient(self, gradient: torch.Tensor) -> None:
+        """Project the coupling gradient (L·q, L·q) onto symmetric matrices with zero
+        diagonal blocks, in place."""
         gradient.add_(gradient.T.clone()).mul_(0.5)
         blocks = gradient.view(self.length, self.n_states, self.length, self.n_states)
         blocks[self.sites, :, self.sites, :] = 0.0
@@ -111,9 +113,10 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
             on_iteration: ProgressCallback | None = None) -> PlmResult:
     """Fit h (L, q) and J (L, L, q, q) to encoded sequences ``indices`` (N, L) with weights (N,).
 
-    Stops after ``max_iterations`` L-BFGS iterations, or (converged) when one iteration lowers
-    the objective by less than ``tolerance`` nats per site and effective sequence.
-    ``on_iteration(iteration, objective, gradient_norm)`` is called after every evaluation.
+    Stops after ``max_iterations`` L-BFGS iterations, or (converged, as CCMpred) when the
+    objective fell by less than the fraction ``tolerance`` over the last 5 iterations.
+    ``on_iteration(iteration, objective, gradient_norm)`` is called after every iteration;
+    the objective is in nats per site and effective sequence.
     """
     settings = settings or PlmSettings()
     start = time.perf_counter()
@@ -124,46 +127,44 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
     length = states.shape[1]
     objective = _PlmObjective(states, weights, n_states, settings)
 
-    fields = initial_fields(states, weights, n_states).requires_grad_(True)
-    couplings = torch.zeros(length * n_states, length * n_states, device=device,
-                            requires_grad=True)
-    # One L-BFGS call runs all iterations: calling step() once per iteration would cost an
-    # extra objective evaluation each time. L-BFGS stops when an iteration lowers the scaled
-    # objective (nats per site and effective sequence) by less than ``tolerance``.
-    optimizer = torch.optim.LBFGS([fields, couplings], lr=1.0,
-                                  max_iter=settings.max_iterations,
-                                  max_eval=settings.max_iterations * 5 // 4 + 5,
-                                  history_size=settings.history_size,
-                                  tolerance_grad=1e-6,
-                                  tolerance_change=settings.tolerance,
-                                  line_search_fn="strong_wolfe")
-    progress = {"evaluations": 0, "value": float("nan"), "gradient_norm": float("nan")}
+    n_fields = length * n_states
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=False)
+    def evaluate(flat: torch.Tensor) -> tuple[float, torch.Tensor]:
+        parameters = flat.detach().requires_grad_(True)
+        fields = parameters[:n_fields].view(length, n_states)
+        couplings = parameters[n_fields:].view(n_fields, n_fields)
         value = objective(fields, couplings)
         value.backward()
-        objective.symmetrise_gradient(couplings)
-        progress["evaluations"] += 1
-        progress["value"] = float(value.detach())
-        progress["gradient_norm"] = math.sqrt(float(fields.grad.pow(2).sum()
-                                                    + couplings.grad.pow(2).sum()))
-        if not (math.isfinite(progress["value"]) and math.isfinite(progress["gradient_norm"])):
-            raise NumericalError(f"PLM objective became {progress['value']} at evaluation "
-                                 f"{progress['evaluations']}; try larger --lambda-h/--lambda-j")
-        if on_iteration is not None:
-            iteration = optimizer.state[fields].get("n_iter", 0)
-            on_iteration(iteration, progress["value"], progress["gradient_norm"])
-        return value
+        gradient = parameters.grad
+        objective.symmetrise_gradient(gradient[n_fields:].view(n_fields, n_fields))
+        value = float(value.detach())
+        if not math.isfinite(value):
+            raise NumericalError(f"PLM objective became {value}; try larger "
+                                 "--lambda-h/--lambda-j")
+        return value, gradient
 
-    optimizer.step(closure)
-    iterations = optimizer.state[fields].get("n_iter", 0)
-    converged = iterations < settings.max_iterations
-    value, gradient_norm = progress["value"], progress["gradient_norm"]
+    start_point = torch.zeros(n_fields + n_fields ** 2, device=device)
+    start_point[:n_fields] = initial_fields(states, weights, n_states).reshape(-1)
+    state = lbfgs_init(evaluate, start_point)
+    values = [state.value]
+    converged = False
+    while state.iteration < settings.max_iterations:
+        lbfgs_step(evaluate, state, settings.history_size)
+        values.append(state.value)
+        if on_iteration is not None:
+            on_iteration(state.iteration, state.value, float(state.gradient.norm()))
+        window = values[-1 - CONVERGENCE_WINDOW:]
+        if len(values) > CONVERGENCE_WINDOW and \
+                (window[0] - window[-1]) <= settings.tolerance * abs(window[0]):
+            converged = True
+            break
+    couplings = state.x[n_fields:].view(n_fields, n_fields)
+    fields = state.x[:n_fields].view(length, n_states)
+    value, gradient_norm = state.value, float(state.gradient.norm())
     coupling_blocks = couplings.detach().view(length, n_states, length, n_states)
     J = coupling_blocks.permute(0, 2, 1, 3).contiguous()
-    return PlmResult(h=fields.detach().cpu().numpy().astype(np.float32),
+    return PlmResult(h=fields.cpu().numpy().astype(np.float32),
                      J=J.cpu().numpy().astype(np.float32), objective=value,
-                     gradient_norm=gradient_norm, iterations=iterations,
-                     evaluations=progress["evaluations"], converged=converged,
+                     gradient_norm=gradient_norm, iterations=state.iteration,
+                     evaluations=state.evaluations, converged=converged,
                      seconds=time.perf_counter() - start)

@@ -58,7 +58,7 @@ class GWGSampler(Sampler):
     def differences(self, model: EnergyModel, state: ChainState) -> Tensor:
         """d̃(x) ``(B, n_sites, n_states)``: estimated f(x') − f(x) per change; −inf at a = x_i."""
         x = state.x.unsqueeze(-1)
-        if state.fields is not None and self.uses_fields(model):
+        if self.uses_fields(model):
             d = state.fields - state.fields.gather(2, x)
         elif model.kind == "binary":
             values = torch.arange(2, device=x.device, dtype=state.grad.dtype)

@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmark scripts: the dev-set manifest, run records, timing."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+@dataclass
+class Family:
+    id: str
+    msa: Path
+    structure: Path
+    chain: str | None
+    query_arguments: list[str]
+
+
+def dev_families(data: Path = SHARED_DATA) -> list[Family]:
+    """The families of ../shared/data/manifest.tsv with the CLI options that select the query."""
+    families = []
+    with open(data / "manifest.tsv", newline="") as stream:
+        for row in csv.DictReader(stream, delimiter="\t"):
+            folder = data / "families" / row["id"]
+            kind, _, value = row["query"].partition(":")
+            query_arguments = {"first": [], "index": ["--query-index", value],
+                               "id": ["--query", value],
+                               "file": ["--query-file", str(folder / value)]}[kind]
+            chain = None if row["chain"] in ("", "(blank)") else row["chain"]
+            families.append(Family(row["id"], folder / row["msa_file"],
+                                   folder / row["structure_file"], chain, query_arguments))
+    return families
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def machine_description() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+            "date": datetime.date.today().isoformat()}
+
+
+def timed_run(command: list[str]) -> tuple[int, str, str, float, int]:
+    """Run a command; return (exit status, stdout, stderr, wall seconds, peak RSS bytes).
+
+    The child's own peak resident memory comes from wait4's rusage (Linux: kilobytes).
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return process.returncode, out.read(), err.read(), seconds, usage.ru_maxrss * 1024

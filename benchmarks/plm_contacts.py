@@ -1,0 +1,161 @@
+"""Benchmark: `potts-gwg fit --method plm` + `contacts --pdb` on the 9 dev families.
+
+Each family runs as the user would run it (the CLI, in a child process, so wall time and peak
+memory are the command's own). With --ccmpred PATH, CCMpred runs on the same trimmed,
+query-first alignment in the same run, as the baseline (threads: --ccmpred-threads), and its
+output matrix is scored by the same evaluation code.
+
+    python benchmarks/plm_contacts.py --device cpu --threads 2 --ccmpred /path/to/ccmpred \
+        -o benchmarks/results/plm_contacts_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (RESULTS, dev_families, git_commit, machine_description,  # noqa: E402
+                    timed_run)
+
+from potts_gwg.alphabet import PROTEIN_ALPHABET  # noqa: E402
+from potts_gwg.evaluation import precision_table  # noqa: E402
+from potts_gwg.io.model_file import load_model  # noqa: E402
+from potts_gwg.io.msa import read_alignment  # noqa: E402
+from potts_gwg.io.structure import query_distances  # noqa: E402
+
+
+def precision_summary(table: list[dict]) -> dict:
+    return {f"P@{row['top']}_sep{row['min_separation']}": row["precision"] for row in table}
+
+
+def run_potts_gwg(family, device, threads, workdir: Path) -> dict:
+    model = workdir / f"{family.id}.npz"
+    fit = ["potts-gwg", "fit", str(family.msa), "-o", str(model), "--method", "plm",
+           "--device", device, "--seed", "0", "-q", *family.query_arguments]
+    if threads:
+        fit += ["--threads", str(threads)]
+    status, stdout, stderr, seconds, peak = timed_run(fit)
+    if status != 0:
+        return {"status": "failed", "command": shlex.join(fit), "error": stderr.strip()[-500:]}
+    contacts = ["potts-gwg", "contacts", str(model), "--pdb", str(family.structure), "--json"]
+    if family.chain:
+        contacts += ["--chain", family.chain]
+    c_status, c_stdout, c_stderr, c_seconds, c_peak = timed_run(contacts)
+    if c_status != 0:
+        return {"status": "failed", "command": shlex.join(contacts), "error": c_stderr.strip()}
+    summary = json.loads(c_stdout)
+    meta = load_model(model).meta
+    return {"status": "ok", "command": f"{shlex.join(fit)} && {shlex.join(contacts)}",
+            "fit_stdout": stdout.strip(), "wall_seconds_fit": round(seconds, 2),
+            "wall_seconds_contacts": round(c_seconds, 2),
+            "wall_seconds": round(seconds + c_seconds, 2), "peak_memory_bytes": max(peak, c_peak),
+            "n_effective": meta["n_effective"], "iterations": meta["iterations"],
+            "converged": meta["converged"],
+            **precision_summary(summary["precision"])}
+
+
+def write_aln(alignment, path: Path) -> None:
+    """Trimmed, query-first PSICOV .aln (CCMpred's input)."""
+    letters = np.frombuffer(PROTEIN_ALPHABET.encode(), dtype=np.uint8)
+    order = [alignment.query_record] if alignment.query_record is not None else []
+    rows = order + [n for n in range(alignment.n_sequences) if n not in order]
+    with open(path, "w") as stream:
+        if alignment.query_record is None:  # query from a separate file: put it first
+            stream.write(alignment.query_sequence + "\n")
+        for n in rows:
+            stream.write(letters[alignment.indices[n]].tobytes().decode() + "\n")
+
+
+def run_ccmpred(family, executable, threads, workdir: Path) -> dict:
+    alignment = read_alignment(family.msa, **_query_kwargs(family))
+    aln = workdir / f"{family.id}.aln"
+    write_aln(alignment, aln)
+    matrix_path = workdir / f"{family.id}.ccmpred.mat"
+    command = [executable, "-t", str(threads), str(aln), str(matrix_path)]
+    status, _stdout, stderr, seconds, peak = timed_run(command)
+    if status != 0:
+        return {"status": "failed", "command": shlex.join(command), "error": stderr[-500:]}
+    scores = np.loadtxt(matrix_path)
+    distances, _mapping, _residues = query_distances(alignment.query_sequence, family.structure,
+                                                     family.chain)
+    return {"status": "ok", "command": shlex.join(command), "wall_seconds": round(seconds, 2),
+            "peak_memory_bytes": peak, **precision_summary(precision_table(scores, distances))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--families", help="comma-separated ids (default: all 9)")
+    parser.add_argument("--ccmpred", help="path to a CCMpred executable for the baseline")
+    parser.add_argument("--ccmpred-threads", type=int, default=2)
+    parser.add_argument("-o", "--output", type=Path,
+                        default=RESULTS / "plm_contacts.json")
+    arguments = parser.parse_args()
+    families = dev_families()
+    if arguments.families:
+        wanted = arguments.families.split(",")
+        families = [family for family in families if family.id in wanted]
+    records = []
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        for family in families:
+            alignment = read_alignment(family.msa, **_query_kwargs(family))
+            base = {"family": family.id, "L": alignment.length, "N": alignment.n_sequences,
+                    "git_commit": git_commit(), "machine": machine_description(), "seed": 0}
+            record = {**base, "method": "potts-gwg plm", "device": arguments.device,
+                      "threads": arguments.threads,
+                      **run_potts_gwg(family, arguments.device, arguments.threads, workdir)}
+            records.append(record)
+            print(_line(record), flush=True)
+            if arguments.ccmpred:
+                baseline = {**base, "method": "ccmpred", "device": "cpu",
+                            "threads": arguments.ccmpred_threads,
+                            **run_ccmpred(family, arguments.ccmpred, arguments.ccmpred_threads,
+                                          workdir)}
+                records.append(baseline)
+                print(_line(baseline), flush=True)
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(json.dumps({"benchmark": "plm_contacts",
+                                            "command": shlex.join(sys.argv),
+                                            "records": records}, indent=1))
+    print(f"wrote {arguments.output}")
+    _print_means(records)
+
+
+def _query_kwargs(family) -> dict:
+    options = dict(zip(family.query_arguments[::2], family.query_arguments[1::2]))
+    return {"query": options.get("--query"),
+            "query_index": int(options["--query-index"]) if "--query-index" in options else None,
+            "query_file": options.get("--query-file")}
+
+
+def _line(record: dict) -> str:
+    if record.get("status") != "ok":
+        return f"{record['family']:14s} {record['method']:14s} FAILED {record.get('error')}"
+    return (f"{record['family']:14s} {record['method']:14s} L={record['L']:4d} "
+            f"P@L={record['P@L_sep6']:.3f} P@L/5={record['P@L/5_sep6']:.3f} "
+            f"P@L(24)={record['P@L_sep24']:.3f} {record['wall_seconds']:7.1f} s")
+
+
+def _print_means(records: list[dict]) -> None:
+    for method in dict.fromkeys(record["method"] for record in records):
+        ok = [record for record in records if record["method"] == method
+              and record.get("status") == "ok"]
+        if ok:
+            means = {key: np.mean([record[key] for record in ok])
+                     for key in ("P@L_sep6", "P@L/5_sep6", "P@L_sep24")}
+            print(f"mean {method}: " + " ".join(f"{k}={v:.3f}" for k, v in means.items())
+                  + f" over {len(ok)} families")
+
+
+if __name__ == "__main__":
+    main()

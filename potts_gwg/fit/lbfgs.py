@@ -1,0 +1,98 @@
+"""A lean L-BFGS over one flat parameter vector, with a backtracking (Armijo) line search.
+
+Why not ``torch.optim.LBFGS``: it cannot stop on a criterion over past iterations without an
+extra objective evaluation per ``step`` call, it keeps several more parameter-sized copies,
+and its state is not ours to checkpoint. The PLM objective is convex and smooth, so a
+backtracking line search from t = 1 accepts the first trial almost always: about one
+evaluation per iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+ARMIJO_C1 = 1e-4
+BACKTRACK_FACTOR = 0.5
+MAX_BACKTRACKS = 20
+CURVATURE_EPSILON = 1e-8  # keep a history pair only if s·y > ε |s| |y| (positive curvature)
+
+# evaluate(x) -> (objective value, gradient); x is not modified.
+Evaluate = Callable[[torch.Tensor], tuple[float, torch.Tensor]]
+
+
+@dataclass
+class LbfgsState:
+    """Everything needed to continue: the point, its value and gradient, and the history."""
+
+    x: torch.Tensor
+    value: float
+    gradient: torch.Tensor
+    steps: list[torch.Tensor] = field(default_factory=list)        # s_k = x_{k+1} − x_k
+    gradient_changes: list[torch.Tensor] = field(default_factory=list)  # y_k = g_{k+1} − g_k
+    iteration: int = 0
+    evaluations: int = 1
+
+
+def lbfgs_init(evaluate: Evaluate, x0: torch.Tensor) -> LbfgsState:
+    value, gradient = evaluate(x0)
+    return LbfgsState(x=x0, value=value, gradient=gradient)
+
+
+def _direction(state: LbfgsState) -> torch.Tensor:
+    """−H g by the two-loop recursion, H_0 = (s·y / y·y) I from the newest pair."""
+    direction = -state.gradient.clone()
+    pairs = list(zip(state.steps, state.gradient_changes))
+    alphas = []
+    for step, change in reversed(pairs):
+        rho = 1.0 / float(change.dot(step))
+        alpha = rho * float(step.dot(direction))
+        direction.add_(change, alpha=-alpha)
+        alphas.append((rho, alpha))
+    if pairs:
+        step, change = pairs[-1]
+        direction.mul_(float(step.dot(change)) / float(change.dot(change)))
+    for (step, change), (rho, alpha) in zip(pairs, reversed(alphas)):
+        beta = rho * float(change.dot(direction))
+        direction.add_(step, alpha=alpha - beta)
+    return direction
+
+
+def lbfgs_step(evaluate: Evaluate, state: LbfgsState, history_size: int) -> LbfgsState:
+    """One iteration: direction, backtracking line search, history update (in place).
+
+    At a stationary point, or when no step lowers the objective, the state is left as it is
+    (only the iteration count moves), so the caller's stopping rule ends the run.
+    """
+    state.iteration += 1
+    if not torch.any(state.gradient):
+        return state
+    direction = _direction(state)
+    slope = float(state.gradient.dot(direction))
+    if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest descent
+        state.steps.clear()
+        state.gradient_changes.clear()
+        direction = -state.gradient
+        slope = -float(state.gradient.dot(state.gradient))
+    step_length = 1.0 if state.steps else min(1.0, 1.0 / float(state.gradient.abs().sum()))
+    for _ in range(MAX_BACKTRACKS):
+        candidate = state.x + step_length * direction
+        value, gradient = evaluate(candidate)
+        state.evaluations += 1
+        if value <= state.value + ARMIJO_C1 * step_length * slope:
+            break
+        step_length *= BACKTRACK_FACTOR
+    else:
+        return state
+    step = candidate - state.x
+    change = gradient - state.gradient
+    if float(step.dot(change)) > CURVATURE_EPSILON * float(step.norm() * change.norm()):
+        state.steps.append(step)
+        state.gradient_changes.append(change)
+        if len(state.steps) > history_size:
+            state.steps.pop(0)
+            state.gradient_changes.pop(0)
+    state.x, state.value, state.gradient = candidate, value, gradient
+    return state

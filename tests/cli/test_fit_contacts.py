@@ -1,0 +1,164 @@
+"""`potts-gwg fit` and `potts-gwg contacts` end to end on the shipped example, and bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from potts_gwg.cli.main import main
+from potts_gwg.io.model_file import load_model
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_MSA = REPO_ROOT / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
+EXAMPLE_STRUCTURE = REPO_ROOT / "data" / "PF00018_2O9S" / "2O9S_A.pdb"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def run(*arguments):
+    result = CliRunner().invoke(main, [str(argument) for argument in arguments])
+    return result
+
+
+def assert_clean_error(result, *fragments):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_fit_writes_a_model_with_meta_and_summary(tmp_path):
+    output = tmp_path / "sh3.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--device", "cpu", "--seed", "5",
+                 "--max-iterations", "20")
+    assert result.exit_code == 0, result.stderr
+    assert "fit plm: N=920 L=48" in result.stdout
+    assert "iteration" in result.stderr
+    model = load_model(output)
+    assert model.h.shape == (48, 21) and model.alphabet == "ACDEFGHIKLMNPQRSTVWY-"
+    assert model.meta["seed"] == 5 and model.meta["method"] == "plm"
+    assert model.meta["query_sequence"] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
+    assert model.meta["hyperparameters"]["lambda_j"] == 0.2
+
+
+def test_fit_is_deterministic_for_a_seed(tmp_path):
+    for name in ("a.npz", "b.npz"):
+        assert run("fit", EXAMPLE_MSA, "-o", tmp_path / name, "--device", "cpu",
+                   "--max-iterations", "10", "-q").exit_code == 0
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_contacts_tsv_sorted_with_one_based_positions(example_model, tmp_path):
+    output = tmp_path / "c.tsv"
+    assert run("contacts", example_model, "-o", output).exit_code == 0
+    lines = output.read_text().splitlines()
+    assert lines[0] == "i\tj\tscore" and len(lines) == 1 + 48 * 47 // 2
+    rows = [line.split("\t") for line in lines[1:]]
+    scores = [float(row[2]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert all(1 <= int(i) < int(j) <= 48 for i, j, _ in rows)
+
+
+def test_contacts_other_formats(example_model, tmp_path):
+    assert run("contacts", example_model, "--format", "mat", "-o", tmp_path / "m").exit_code == 0
+    matrix = np.loadtxt(tmp_path / "m")
+    assert matrix.shape == (48, 48) and np.allclose(matrix, matrix.T)
+    assert run("contacts", example_model, "--format", "csv", "--min-sep", "6",
+               "-o", tmp_path / "c.csv").exit_code == 0
+    csv_lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert csv_lines[0] == "i,A_i,j,A_j,fn,cn"
+    assert all(int(line.split(",")[2]) - int(line.split(",")[0]) >= 6 for line in csv_lines[1:])
+    assert run("contacts", example_model, "--format", "casp", "-o", tmp_path / "rr").exit_code == 0
+    casp = (tmp_path / "rr").read_text().splitlines()
+    assert casp[0] == "PFRMAT RR" and casp[-1] == "END"
+    assert casp[5] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
+
+
+def test_no_apc_gives_plain_frobenius(example_model, tmp_path):
+    run("contacts", example_model, "--format", "mat", "-o", tmp_path / "apc")
+    run("contacts", example_model, "--format", "mat", "--no-apc", "-o", tmp_path / "raw")
+    apc, raw = np.loadtxt(tmp_path / "apc"), np.loadtxt(tmp_path / "raw")
+    assert (raw >= 0).all() and not np.allclose(apc, raw)
+
+
+def test_contacts_with_structure_reports_precision_and_plots(example_model, tmp_path):
+    result = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                 "--json", "--plot", tmp_path / "map.png")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    table = {(row["min_separation"], row["top"]): row["precision"] for row in summary["precision"]}
+    assert set(table) == {(s, t) for s in (6, 12, 24) for t in ("L", "L/2", "L/5")}
+    # CCMpred reaches 0.583 top-L and 1.000 top-L/5 here (docs/README); we must not be far off.
+    assert table[(6, "L")] >= 0.55 and table[(6, "L/5")] >= 0.9
+    assert summary["structure_mapping"]["identity"] == 1.0
+    assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE)
+    assert text.exit_code == 0 and "|i-j|>=6" in text.stdout
+
+
+def test_unknown_method_is_a_clean_error(tmp_path):
+    result = run("fit", EXAMPLE_MSA, "--method", "magic", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 2 and "magic" in result.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_device_cuda_without_gpu_is_a_clean_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run("fit", EXAMPLE_MSA, "--device", "cuda", "-o", tmp_path / "m.npz")
+    assert_clean_error(result, "no CUDA GPU")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_bad_msa_leaves_no_output_and_keeps_an_existing_file(tmp_path):
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(">a\nACDE\n>b\nAC\n")
+    output = tmp_path / "m.npz"
+    output.write_bytes(b"previous")
+    result = run("fit", bad, "-o", output)
+    assert_clean_error(result, "bad.fasta")
+    assert output.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fasta", "m.npz"]
+
+
+def test_refused_when_memory_is_too_small(tmp_path):
+    result = run("fit", EXAMPLE_MSA, "--max-memory", "1M", "-o", tmp_path / "m.npz")
+    assert_clean_error(result, "needs about", "largest L")
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model", pickle.dumps({"h": [1.0]})])
+def test_contacts_refuses_non_models(tmp_path, content):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    assert_clean_error(run("contacts", path), "model.npz")
+
+
+def test_contacts_missing_model_and_absent_chain(example_model, tmp_path):
+    assert_clean_error(run("contacts", tmp_path / "absent.npz"), "absent.npz")
+    assert_clean_error(run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "Z"),
+                       "2O9S_A.pdb")
+
+
+def test_structure_of_another_protein_is_refused(example_model, tmp_path):
+    other = SHARED_DATA / "families" / "DHFR_1RX2" / "1RX2.pdb"
+    if not other.exists():
+        pytest.skip("shared benchmark data not present")
+    output = tmp_path / "c.tsv"
+    result = run("contacts", example_model, "--pdb", other, "-o", output)
+    assert_clean_error(result, "1RX2.pdb")
+    assert not output.exists()
+
+
+def test_structure_that_is_not_a_structure(example_model, tmp_path):
+    fake = tmp_path / "fake.pdb"
+    fake.write_text("hello\n")
+    assert_clean_error(run("contacts", example_model, "--pdb", fake), "fake.pdb")

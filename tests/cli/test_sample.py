@@ -1,0 +1,108 @@
+"""``potts-gwg sample`` end to end on a hand-made tiny model (alphabet "ABC", L = 4)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from potts_gwg.cli.main import main
+from potts_gwg.io.model_file import PottsModel, save_model
+
+HEADER = re.compile(r"^>sample_(\d+) chain=(\d+) step=(\d+) seed=(\d+)$")
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """L = 4, q = 3 over "ABC", written by hand: J couples neighbours towards equal letters."""
+    h = np.array([[1.0, 0.0, -1.0], [0.0, 0.5, 0.0], [-0.5, 0.0, 0.5], [0.0, 0.0, 0.0]],
+                 dtype=np.float32)
+    J = np.zeros((4, 4, 3, 3), dtype=np.float32)
+    for i in range(3):
+        J[i, i + 1] = J[i + 1, i] = 0.8 * np.eye(3, dtype=np.float32)
+    path = tmp_path / "tiny.npz"
+    save_model(path, PottsModel(h=h, J=J, alphabet="ABC", meta={"method": "by hand"}))
+    return path
+
+
+def read_fasta(path):
+    lines = path.read_text().splitlines()
+    return list(zip(lines[0::2], lines[1::2]))
+
+
+@pytest.mark.parametrize("sampler", ["gwg", "gibbs"])
+def test_sample_writes_n_records_of_length_4_over_abc(tiny_model, tmp_path, sampler):
+    out = tmp_path / "out.fasta"
+    result = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "25", "--chains", "4",
+                                       "--sampler", sampler, "--seed", "3", "--device", "cpu",
+                                       "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    records = read_fasta(out)
+    assert len(records) == 25
+    for k, (header, sequence) in enumerate(records, start=1):
+        number, chain, step, seed = map(int, HEADER.match(header).groups())
+        assert (number, chain, seed) == (k, (k - 1) % 4, 3)
+        assert step == 10 * 4 + 4 * ((k - 1) // 4 + 1)    # default burn-in 10·L, thin L
+        assert len(sequence) == 4 and set(sequence) <= set("ABC")
+    summary = result.stdout.strip().splitlines()
+    assert len(summary) == 1
+    assert "acceptance" in summary[0] and "ESS(energy)" in summary[0] and "seed 3" in summary[0]
+
+
+def test_same_seed_writes_the_same_file(tiny_model, tmp_path):
+    def run(name, seed):
+        out = tmp_path / name
+        args = ["sample", str(tiny_model), "-n", "40", "--seed", seed, "--device", "cpu",
+                "-o", str(out)]
+        assert CliRunner().invoke(main, args).exit_code == 0
+        return out.read_text()
+
+    assert run("a.fasta", "11") == run("b.fasta", "11")
+    assert run("a.fasta", "11") != run("c.fasta", "12")
+
+
+def test_seed_is_drawn_and_recorded_when_not_given(tiny_model, tmp_path):
+    out = tmp_path / "out.fasta"
+    result = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "3", "--device", "cpu",
+                                       "-o", str(out)])
+    assert result.exit_code == 0
+    seeds = {HEADER.match(header).group(4) for header, _ in read_fasta(out)}
+    assert len(seeds) == 1 and f"seed {seeds.pop()}" in result.stdout
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda path: path.write_text("not a model\n"), "not a model file"),
+    (lambda path: None, "model file not found"),
+    (lambda path: np.savez(path, h=np.zeros((4, 3), np.float32)), "lacks"),
+])
+def test_bad_model_file_is_one_line_exit_2_and_no_output(tmp_path, make_bad, message):
+    bad = tmp_path / "bad.npz"
+    make_bad(bad)
+    out = tmp_path / "out" / "samples.fasta"
+    result = CliRunner().invoke(main, ["sample", str(bad), "-n", "5", "-o", str(out)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+@pytest.mark.parametrize("option, value", [("-n", "0"), ("--chains", "0"), ("--thin", "0"),
+                                           ("--burn-in", "-1"), ("--seed", "-5")])
+def test_bad_numbers_are_one_line_errors(tiny_model, tmp_path, option, value):
+    out = tmp_path / "out.fasta"
+    args = ["sample", str(tiny_model), "-n", "5", "-o", str(out), option, value]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and option in result.stderr
+    assert not out.exists()
+
+
+def test_help_describes_the_command():
+    result = CliRunner().invoke(main, ["sample", "--help"])
+    assert result.exit_code == 0
+    for text in ("MODEL", "--sampler", "--chains", "--burn-in", "--thin", "--seed", "--device",
+                 "-o, --output", "sample_<k> chain=<c> step=<t> seed=<S>"):
+        assert text in result.output

@@ -1,0 +1,31 @@
+"""Shared test fixtures: where the benchmark data and the shipped example live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_MSA = Path(__file__).resolve().parents[1] / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests run only where CUDA is present (never in CI)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def example_model(tmp_path_factory) -> Path:
+    """A PLM model of the shipped SH3 example, fitted once per test session."""
+    from potts_gwg.pipeline import FitOptions, fit_stage
+
+    path = tmp_path_factory.mktemp("model") / "sh3.npz"
+    fit_stage(EXAMPLE_MSA, path, FitOptions(device="cpu"))
+    return path

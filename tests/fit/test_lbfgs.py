@@ -1,0 +1,37 @@
+"""The L-BFGS minimiser on problems with known minima."""
+
+from __future__ import annotations
+
+import torch
+
+from potts_gwg.fit.lbfgs import lbfgs_init, lbfgs_step
+
+
+def test_minimises_an_ill_conditioned_quadratic_to_its_known_minimum():
+    generator = torch.Generator().manual_seed(0)
+    basis, _ = torch.linalg.qr(torch.randn(30, 30, generator=generator, dtype=torch.float64))
+    hessian = basis @ torch.diag(torch.logspace(0, 3, 30, dtype=torch.float64)) @ basis.T
+    target = torch.randn(30, generator=generator, dtype=torch.float64)
+
+    def evaluate(x):
+        difference = x - target
+        return float(0.5 * difference @ hessian @ difference), hessian @ difference
+
+    state = lbfgs_init(evaluate, torch.zeros(30, dtype=torch.float64))
+    for _ in range(300):  # scipy's L-BFGS-B (maxcor=10) needs ~300 iterations here too
+        lbfgs_step(evaluate, state, history_size=10)
+    assert torch.allclose(state.x, target, atol=1e-6)
+    assert state.evaluations < 2 * state.iteration  # the line search rarely backtracks
+
+
+def test_rosenbrock_reaches_the_minimum():
+    def evaluate(x):
+        x = x.detach().requires_grad_(True)
+        value = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        value.backward()
+        return float(value.detach()), x.grad
+
+    state = lbfgs_init(evaluate, torch.tensor([-1.2, 1.0], dtype=torch.float64))
+    for _ in range(300):
+        lbfgs_step(evaluate, state, history_size=5)
+    assert torch.allclose(state.x, torch.ones(2, dtype=torch.float64), atol=1e-5)

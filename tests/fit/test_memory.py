@@ -1,0 +1,40 @@
+"""Memory estimates and the refusal message."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from potts_gwg.errors import InputError, ResourceError
+from potts_gwg.fit.memory import (check_plm_fits, largest_length, parse_size, plm_bytes)
+
+
+def test_estimate_grows_with_length_and_sequences():
+    assert plm_bytes(1000, 200, 21, 10) < plm_bytes(1000, 400, 21, 10)
+    assert plm_bytes(1000, 200, 21, 10) < plm_bytes(100000, 200, 21, 10)
+
+
+def test_largest_length_is_the_boundary():
+    budget = 8 * 2**30
+    length = largest_length(5000, 21, 10, budget)
+    assert plm_bytes(5000, length, 21, 10) <= budget < plm_bytes(5000, length + 1, 21, 10)
+
+
+def test_synthetic_l1000_fits_an_80_gb_gpu_by_the_estimate():
+    assert plm_bytes(5000, 1000, 21, 10) < 78 * 2**30
+
+
+def test_refusal_names_estimate_and_largest_length():
+    with pytest.raises(ResourceError, match=r"needs about .* the largest L that fits .* is \d+"):
+        check_plm_fits(5000, 1000, 21, 10, torch.device("cpu"), max_memory=2**30)
+
+
+@pytest.mark.parametrize("text, expected", [("8G", 8 * 2**30), ("512M", 512 * 2**20),
+                                            ("1.5GiB", int(1.5 * 2**30)), ("1000", 1000)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+def test_parse_size_rejects_nonsense():
+    with pytest.raises(InputError, match="--max-memory"):
+        parse_size("lots")

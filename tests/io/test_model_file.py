@@ -1,0 +1,91 @@
+"""Model files: round trip, validation, and refusal of pickled content without unpickling."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from potts_gwg.errors import InputError
+from potts_gwg.io.model_file import PottsModel, load_model, save_model
+
+
+def tiny_model(length: int = 4, alphabet: str = "ABC") -> PottsModel:
+    rng = np.random.default_rng(0)
+    q = len(alphabet)
+    J = rng.normal(size=(length, length, q, q)).astype(np.float32)
+    J = 0.5 * (J + J.transpose(1, 0, 3, 2))
+    J[np.arange(length), np.arange(length)] = 0.0
+    return PottsModel(h=rng.normal(size=(length, q)).astype(np.float32), J=J,
+                      alphabet=alphabet, meta={"method": "hand-made", "seed": 1})
+
+
+def test_round_trip(tmp_path):
+    model = tiny_model()
+    path = save_model(tmp_path / "m.npz", model)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.h, model.h)
+    np.testing.assert_array_equal(loaded.J, model.J)
+    assert loaded.alphabet == "ABC" and loaded.meta == model.meta
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+class _Exploit:
+    """Unpickling this would create the marker file."""
+
+    marker = None
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickled_objects_are_refused_without_being_unpickled(tmp_path):
+    marker = tmp_path / "unpickled"
+    _Exploit.marker = marker
+    model = tiny_model()
+    path = tmp_path / "evil.npz"
+    np.savez(path, h=model.h, J=model.J, alphabet=np.array("ABC"),
+             meta=np.array([_Exploit()], dtype=object))
+    with pytest.raises(InputError, match="pickled objects"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_a_plain_pickle_file_is_not_a_model(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(pickle.dumps({"h": 1}))
+    with pytest.raises(InputError, match="not a model file"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda arrays: arrays.pop("J"), "lacks J"),
+    (lambda arrays: arrays.update(J=arrays["J"][:2]), "shape"),
+    (lambda arrays: arrays.update(alphabet=np.array("AB")), "alphabet"),
+    (lambda arrays: arrays.update(meta=np.array("{not json")), "JSON"),
+    (lambda arrays: arrays["h"].__setitem__((0, 0), np.nan), "NaN"),
+    (lambda arrays: arrays["J"].__setitem__((0, 1, 0, 1), 9.0), "symmetric"),
+    (lambda arrays: arrays["J"].__setitem__((1, 1, 0, 1), 9.0), "diagonal"),
+])
+def test_invalid_models_are_refused_with_the_reason(tmp_path, change, message):
+    model = tiny_model()
+    arrays = {"h": model.h.copy(), "J": model.J.copy(), "alphabet": np.array("ABC"),
+              "meta": np.array(json.dumps({}))}
+    change(arrays)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(InputError, match=message) as caught:
+        load_model(path)
+    assert "bad.npz" in str(caught.value)
+
+
+def test_truncated_and_missing_files(tmp_path):
+    path = save_model(tmp_path / "m.npz", tiny_model())
+    truncated = tmp_path / "cut.npz"
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match="cut.npz"):
+        load_model(truncated)
+    with pytest.raises(InputError, match="not found"):
+        load_model(tmp_path / "absent.npz")
