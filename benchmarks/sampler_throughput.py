@@ -11,7 +11,7 @@ skipped and recorded with a note; one that turns out slow is timed on fewer step
 Mixing: ESS per second of the mean spin, 100 chains on a 2-D periodic lattice Ising model
 (as in the GWG paper's sampling experiments): Gibbs, GWG, multi-flip GWG (and Metropolis).
 
-    python benchmarks/sampler_throughput.py --device cpu
+    python benchmarks/sampler_throughput.py --device cpu --threads 1
     python benchmarks/sampler_throughput.py --device cuda --max-step-seconds 60
 
 Writes one JSON file (a list of records) to benchmarks/results/sampler_throughput_<device>.json.
@@ -256,10 +256,15 @@ def main() -> None:
     parser.add_argument("--ising-coupling", type=float, default=0.3)
     parser.add_argument("--ising-burn-in", type=int, default=2000)
     parser.add_argument("--ising-seconds", type=float, default=15.0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads [default: torch's choice]; 1 is steadier on "
+                             "a machine shared with other jobs")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-mixing", action="store_true")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     out = args.out or RESULTS / f"sampler_throughput_{device.type}.json"
     base = dict(command=shlex.join([Path(sys.executable).name, *sys.argv]),

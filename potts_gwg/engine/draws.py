@@ -2,9 +2,9 @@
 
 ``torch.multinomial`` draws one exponential per category and row; with ~10⁴ categories
 per chain (L·q changes) that random-number generation dominated a GWG step. Here a draw
-costs a cumulative sum and a binary search, and a softmax over (site, value) is sampled in
-two stages (site from the per-site masses, then value within the site), so the cumulative
-sums run over L and q entries, not L·q, which also keeps their float32 rounding small.
+costs a cumulative sum and a binary search. GWG samples its softmax over (site, value) in
+two stages (site from the per-site masses, then value within the site), so cumulative sums
+run over L and q entries, not L·q, which also keeps their float32 rounding small.
 """
 
 from __future__ import annotations
@@ -25,20 +25,19 @@ def draw_categorical(probs: Tensor, n: int, generator: torch.Generator) -> Tenso
     return torch.searchsorted(cdf, uniform * cdf[:, -1:])
 
 
-def draw_site_changes(logits: Tensor, n: int,
-                      generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``n`` draws of k = i·q + a from softmax over all of ``logits (B, L, q)`` (−inf allowed).
+def draw_from_logits(logits: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` draws with replacement from softmax of each row of ``logits (R, K)`` (−inf allowed)."""
+    return draw_categorical((logits - logits.amax(1, keepdim=True)).exp_(), n, generator)
 
-    Returns the flat indices ``(B, n)`` and their log-probabilities ``(B, n)``. Weights are
-    taken relative to each chain's largest logit, so the total mass lies in [1, L·q].
+
+def site_log_masses(d: Tensor, temperature: float) -> Tensor:
+    """log Σ_a exp(d[:, i, a] / T) for each site: ``d (B, L, q)`` -> ``(B, L)``.
+
+    Relative to one peak per chain, so the full array goes through a single in-place exp; a
+    site whose mass underflows (below e^-87 of the peak in float32) gets −inf, i.e. is never
+    proposed, as its probability is below 10⁻³⁸.
     """
-    batch, length, q = logits.shape
-    peak = logits.flatten(1).amax(1)                                       # (B,)
-    weights = (logits - peak.view(batch, 1, 1)).exp_()                     # (B, L, q)
-    site_mass = weights.sum(2)                                             # (B, L)
-    sites = draw_categorical(site_mass, n, generator)                      # (B, n)
-    within = weights.gather(1, sites.unsqueeze(-1).expand(batch, n, q))    # (B, n, q)
-    values = draw_categorical(within.view(batch * n, q), 1, generator).view(batch, n)
-    picks = sites * q + values
-    log_total = peak + site_mass.sum(1).log()
-    return picks, logits.flatten(1).gather(1, picks) - log_total.unsqueeze(1)
+    peak = d.flatten(1).amax(1)
+    offset = (-peak / temperature).view(-1, 1, 1)
+    mass = torch.add(offset, d, alpha=1 / temperature).exp_().sum(2)
+    return mass.log_().add_((peak / temperature).unsqueeze(1))

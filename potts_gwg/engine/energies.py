@@ -302,4 +302,4 @@ class LocalFieldEnergy(EnergyModel):
 
     def update_fields(self, fields: Tensor, sites: Tensor, old: Tensor, new: Tensor) -> Tensor:
         """``fields`` after the change (a new tensor; zero change where ``old == new``)."""
-        return fields + self.field_delta(sites, old, new)
+        return self.field_delta(sites, old, new).add_(fields)

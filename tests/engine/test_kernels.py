@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from potts_gwg.engine import ChainState, metropolis_hastings, select
-from potts_gwg.engine.draws import draw_categorical, draw_site_changes
+from potts_gwg.engine import ChainState, GWGSampler, metropolis_hastings, select
+from potts_gwg.engine.draws import draw_categorical, draw_from_logits, site_log_masses
+from potts_gwg.engine.samplers import gwg
+
+from .exact import random_ising, random_potts
 
 DRAWS = 200_000
 
@@ -28,16 +32,39 @@ def test_draw_categorical_matches_probabilities_and_never_draws_zero_mass():
     assert tv < frequency_tolerance(DRAWS, 5)
 
 
-def test_draw_site_changes_is_one_softmax_over_all_site_value_pairs():
-    logits = torch.randn(1, 6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    logits[0, torch.arange(6), torch.tensor([0, 1, 2, 3, 0, 1])] = float("-inf")
-    batch = logits.expand(DRAWS // 10, 6, 4).contiguous()
-    picks, log_probs = draw_site_changes(batch, 10, torch.Generator().manual_seed(2))
-    expected = torch.log_softmax(logits.flatten(), 0)
-    torch.testing.assert_close(log_probs, expected[picks], rtol=0, atol=1e-12)
-    counts = torch.bincount(picks.flatten(), minlength=24).double() / DRAWS
-    assert float(counts[torch.isinf(expected)].sum()) == 0
-    assert 0.5 * float((counts - expected.exp()).abs().sum()) < frequency_tolerance(DRAWS, 24)
+def test_draw_from_logits_and_site_log_masses():
+    logits = torch.tensor([[1.0, float("-inf"), 0.0, 3.0]], dtype=torch.float64)
+    draws = draw_from_logits(logits.expand(4, 4).contiguous(), DRAWS // 4,
+                             torch.Generator().manual_seed(1))
+    counts = torch.bincount(draws.flatten(), minlength=4).double() / DRAWS
+    assert counts[1] == 0
+    assert 0.5 * float((counts - logits.softmax(1)[0]).abs().sum()) < frequency_tolerance(DRAWS, 4)
+    d = 30 * torch.randn(5, 6, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    d[:, :, 0] = float("-inf")
+    torch.testing.assert_close(site_log_masses(d, 2.0), (d / 2).logsumexp(2), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("model_name, local_fields", [
+    ("potts", True), ("potts", False), ("ising", True)])
+def test_gwg_draws_changes_with_its_proposal_probabilities(monkeypatch, model_name,
+                                                           local_fields):
+    # With every proposal accepted, the change each chain made is a draw from q(· | x0).
+    monkeypatch.setattr(gwg, "metropolis_hastings",
+                        lambda delta_f, *rest: torch.ones_like(delta_f, dtype=torch.bool))
+    model = random_potts(coupling_scale=1.5) if model_name == "potts" else random_ising()
+    sampler = GWGSampler(local_fields=local_fields)
+    x0 = torch.randint(model.n_states, (1, model.n_sites),
+                       generator=torch.Generator().manual_seed(3))
+    state = sampler.init(model, x0.expand(DRAWS, -1).contiguous())
+    expected = sampler.proposal_log_probs(model, state)[0].exp()
+    moved, _ = sampler.step(model, state, torch.Generator().manual_seed(4))
+    site = (moved.x != x0).long().argmax(1)
+    assert torch.all((moved.x != x0).sum(1) == 1)
+    changes = site * model.n_states + moved.x.gather(1, site.unsqueeze(1)).squeeze(1)
+    counts = torch.bincount(changes, minlength=len(expected)).double() / DRAWS
+    assert float(counts[expected == 0].sum()) == 0
+    tolerance = frequency_tolerance(DRAWS, int((expected > 0).sum()))
+    assert 0.5 * float((counts - expected).abs().sum()) < tolerance
 
 
 def test_metropolis_hastings_accepts_with_probability_min_one_exp():

@@ -120,3 +120,15 @@ def test_fit_output_is_symmetric_and_deterministic():
     np.testing.assert_array_equal(first.J, first.J.transpose(1, 0, 3, 2))
     assert np.all(first.J[np.arange(12), np.arange(12)] == 0.0)
     assert first.J.dtype == np.float32 and first.iterations <= 15
+
+
+@pytest.mark.gpu
+def test_gpu_fit_matches_cpu_fit():
+    """Same code on both devices: float32 reductions differ in order, so compare loosely."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 21, size=(300, 20))
+    settings = PlmSettings(max_iterations=20)
+    cpu = fit_plm(x, torch.ones(300), 21, settings, device="cpu")
+    gpu = fit_plm(x, torch.ones(300), 21, settings, device="cuda")
+    assert gpu.objective == pytest.approx(cpu.objective, rel=1e-3)
+    assert np.corrcoef(cpu.J.ravel(), gpu.J.ravel())[0, 1] > 0.999

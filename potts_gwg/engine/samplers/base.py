@@ -22,13 +22,17 @@ class ChainState:
     """B chains: the states and what the kernels cache about them.
 
     ``log_prob`` is kept current by every kernel (exactly, or by exact differences on the
-    local-field path), so diagnostics get f(x) for free.
+    local-field path), so diagnostics get f(x) for free. The cached quantities belong to the
+    model's current parameters: after changing them (e.g. a PCD update), rebuild the state
+    with ``sampler.init(model, state.x)``. A kernel that does not maintain a cache drops it
+    (sets it to None) and a kernel that needs a missing one computes it.
     """
 
     x: Tensor                     # (B, n_sites) long: the current states
     log_prob: Tensor              # (B,) f(x)
     grad: Tensor | None = None    # ∇f at the relaxed x, (B, D) or (B, L, q): generic GWG
     fields: Tensor | None = None  # (B, L, q) local fields: LocalFieldEnergy path
+    site_log_mass: Tensor | None = None  # (B, n_sites) per-site GWG proposal mass at x
     position: int = 0             # next site of a systematic Gibbs scan
 
 

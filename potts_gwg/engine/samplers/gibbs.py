@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..draws import draw_categorical
+from ..draws import draw_from_logits
 from ..energies import EnergyModel
 from .base import ChainState, Sampler, StepInfo
 
@@ -41,7 +41,7 @@ class GibbsSampler(Sampler):
             fields = model.local_fields(x)
         # Conditional logits over the site's values: local fields, or f at each candidate.
         logits = fields[chains, sites] if fast else model.site_log_probs(x, sites)
-        new = draw_categorical(torch.softmax(logits, -1), 1, generator).squeeze(1)
+        new = draw_from_logits(logits, 1, generator).squeeze(1)
         old = x[chains, sites]
         new_x = x.clone()
         new_x[chains, sites] = new

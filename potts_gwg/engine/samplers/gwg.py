@@ -10,6 +10,11 @@ of f(x') − f(x) from ∇f at the relaxed x:
 and the MH correction uses the reverse proposal q(x | x') computed at x'. On a
 :class:`LocalFieldEnergy` (Potts), d̃ = F[i, a] − F[i, x_i] is the exact difference and F is
 updated incrementally; no energy or gradient is evaluated while stepping.
+
+The proposal is drawn in two stages, site then value, from the per-site masses
+log Σ_a exp(d̃[i, a] / 2) (``ChainState.site_log_mass``). Those are computed at x' for the
+reverse probability anyway and kept when the move is accepted, so the forward draw reads
+only the chosen site's row: one full pass over the (L, q) differences per step, not two.
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from ..draws import draw_from_logits, site_log_masses
 from ..energies import EnergyModel
-from ..draws import draw_site_changes
 from ..mh import metropolis_hastings, select
 from .base import ChainState, Sampler, StepInfo
+
+TEMPERATURE = 2.0  # q ∝ exp(d̃ / 2): the locally balanced choice of Zanella (2020)
 
 
 class GWGSampler(Sampler):
@@ -40,53 +47,76 @@ class GWGSampler(Sampler):
         super().__init__(local_fields)
         self.n_flips = n_flips
 
+    def uses_fields(self, model: EnergyModel) -> bool:
+        return self.n_flips == 1 and super().uses_fields(model)
+
     def init(self, model: EnergyModel, x0: Tensor) -> ChainState:
         if self.n_flips > 1 and model.kind != "binary":
             raise ValueError(f"n_flips = {self.n_flips} needs a binary model; "
                              f"{type(model).__name__} is {model.kind}")
-        state = super().init(model, x0)
-        return state if self.uses_fields(model) else self._with_grad(model, state)
+        return self._prepared(model, super().init(model, x0))
 
-    def uses_fields(self, model: EnergyModel) -> bool:
-        return self.n_flips == 1 and super().uses_fields(model)
+    def _prepared(self, model: EnergyModel, state: ChainState) -> ChainState:
+        """The state with what this kernel reads: F or ∇f, and the per-site masses."""
+        if self.uses_fields(model) and state.fields is None:
+            state = dataclasses.replace(state, fields=model.local_fields(state.x))
+        if not self.uses_fields(model) and state.grad is None:
+            log_prob, grad = model.log_prob_and_grad(state.x)
+            state = dataclasses.replace(state, log_prob=log_prob, grad=grad)
+        if state.site_log_mass is None:
+            with torch.no_grad():
+                masses = site_log_masses(self.differences(model, state), TEMPERATURE)
+            state = dataclasses.replace(state, site_log_mass=masses)
+        return state
+
+    def _rows(self, model: EnergyModel, state: ChainState) -> tuple[Tensor, bool]:
+        """What d̃ is computed from, per site: F or ∇f; and whether it is a binary ∇f."""
+        if self.uses_fields(model):
+            return state.fields, False
+        return state.grad, model.kind == "binary"
 
     @staticmethod
-    def _with_grad(model: EnergyModel, state: ChainState) -> ChainState:
-        log_prob, grad = model.log_prob_and_grad(state.x)
-        return dataclasses.replace(state, log_prob=log_prob, grad=grad)
+    def _first_order(rows: Tensor, x: Tensor, binary: bool) -> Tensor:
+        """d̃ ``(B, m, q)`` from rows ``(B, m, q)`` (binary ∇f: ``(B, m)``) at values ``x (B, m)``;
+        −inf at a = x_i, which is no change."""
+        x = x.unsqueeze(-1)
+        if binary:
+            d = rows.unsqueeze(-1) * (torch.arange(2, device=x.device, dtype=rows.dtype) - x)
+        else:
+            d = rows - rows.gather(2, x)
+        return d.scatter_(2, x, float("-inf"))
 
     def differences(self, model: EnergyModel, state: ChainState) -> Tensor:
         """d̃(x) ``(B, n_sites, n_states)``: estimated f(x') − f(x) per change; −inf at a = x_i."""
-        x = state.x.unsqueeze(-1)
-        if self.uses_fields(model):
-            d = state.fields - state.fields.gather(2, x)
-        elif model.kind == "binary":
-            values = torch.arange(2, device=x.device, dtype=state.grad.dtype)
-            d = state.grad.unsqueeze(-1) * (values - x)
-        else:
-            d = state.grad - state.grad.gather(2, x)
-        return d.scatter_(2, x, float("-inf"))
+        rows, binary = self._rows(model, state)
+        return self._first_order(rows, state.x, binary)
 
     def proposal_log_probs(self, model: EnergyModel, state: ChainState) -> Tensor:
         """log q(k | x) ``(B, n_sites · n_states)`` over flattened changes k = i·q + a."""
-        return torch.log_softmax(self.differences(model, state).flatten(1) / 2, dim=1)
+        d = self.differences(model, state).flatten(1)
+        return torch.log_softmax(d / TEMPERATURE, dim=1)
 
     def step(self, model: EnergyModel, state: ChainState,
              generator: torch.Generator) -> tuple[ChainState, StepInfo]:
+        state = self._prepared(model, state)
         fast = self.uses_fields(model)
-        if fast and state.fields is None:
-            state = dataclasses.replace(state, fields=model.local_fields(state.x))
-        if not fast and state.grad is None:
-            state = self._with_grad(model, state)
-        q = model.n_states
+        batch, q, n = state.x.shape[0], model.n_states, self.n_flips
         with torch.no_grad():
-            d = self.differences(model, state)
-            picks, log_q_forward = draw_site_changes(d / 2, self.n_flips, generator)
-            sites, values = picks.div(q, rounding_mode="floor"), picks.remainder(q)
+            # Forward: site from the cached per-site masses, then value within the site.
+            sites = draw_from_logits(state.site_log_mass, n, generator)          # (B, n)
+            rows, binary = self._rows(model, state)
+            index = sites if binary else sites.unsqueeze(-1).expand(batch, n, q)
+            at_sites = self._first_order(rows.gather(1, index), state.x.gather(1, sites),
+                                         binary)                                 # (B, n, q)
+            values = draw_from_logits(at_sites.flatten(0, 1) / TEMPERATURE, 1,
+                                      generator).view(batch, n)
+            picked = at_sites.gather(2, values.unsqueeze(-1)).squeeze(-1)        # (B, n)
+            log_q_forward = ((picked / TEMPERATURE).sum(1)
+                             - n * state.site_log_mass.logsumexp(1))
             old = state.x.gather(1, sites)
             new_x = state.x.scatter(1, sites, values)
             if fast:  # exact Δf = d̃ of the change; F moves by two rows of the couplings
-                delta_f = d.flatten(1).gather(1, picks).squeeze(1)
+                delta_f = picked.squeeze(1)
                 proposal = ChainState(
                     x=new_x, log_prob=state.log_prob + delta_f, position=state.position,
                     fields=model.update_fields(state.fields, sites[:, 0], old[:, 0],
@@ -97,10 +127,12 @@ class GWGSampler(Sampler):
             proposal = ChainState(x=new_x, log_prob=log_prob, grad=grad,
                                   position=state.position)
         with torch.no_grad():
-            # Reverse proposal: the same draws, each undoing its change, under q(· | x').
-            d_reverse = self.differences(model, proposal).flatten(1) / 2
-            log_q_reverse = (d_reverse.gather(1, sites * q + old).sum(1)
-                             - self.n_flips * d_reverse.logsumexp(1))
-            accept = metropolis_hastings(delta_f, log_q_reverse, log_q_forward.sum(1), generator)
+            # Reverse: the same draws, each undoing its change, under q(· | x').
+            d_reverse = self.differences(model, proposal)
+            proposal.site_log_mass = site_log_masses(d_reverse, TEMPERATURE)
+            undo = d_reverse.flatten(1).gather(1, sites * q + old)
+            log_q_reverse = ((undo / TEMPERATURE).sum(1)
+                             - n * proposal.site_log_mass.logsumexp(1))
+            accept = metropolis_hastings(delta_f, log_q_reverse, log_q_forward, generator)
             changed = (new_x != state.x).sum(1) * accept
         return select(accept, proposal, state), StepInfo(accepted=accept, sites_changed=changed)
