@@ -41,14 +41,14 @@ FLOAT_BYTES = 4
 # Passes over a chain's (L, q) float32 arrays per step, counted from the kernels' tensor ops
 # (each read or write of a full F-sized array is one pass); "minimum" is what a fused kernel
 # must move: read F and two coupling rows, write F.
-FAST_PASSES = {"gwg": 25, "gibbs": 6}
+FAST_PASSES = {"gwg": 17, "gibbs": 6}
 MINIMUM_PASSES = 4
 
 
-def git_commit() -> str | None:
+def git(*arguments: str) -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(["git", *arguments], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -99,75 +99,74 @@ def random_potts(length: int, device: torch.device, seed: int = 0) -> PottsEnerg
 
 
 def time_steps(sampler, model, x0, generator, min_seconds: float, max_steps: int,
-               max_step_seconds: float, device: torch.device) -> tuple[int, float, float]:
-    """(steps, seconds, first-step seconds): one warm-up step, then steps for ≥ min_seconds."""
+               max_step_seconds: float, device: torch.device) -> tuple[int, float, bool]:
+    """(steps, seconds, timed on the warm-up step) after one warm-up step; a step slower
+    than a quarter of ``max_step_seconds`` is timed once, on the warm-up step itself."""
     state = sampler.init(model, x0)
     synchronize(device)
     start = time.perf_counter()
     state, _ = sampler.step(model, state, generator)
     synchronize(device)
     first = time.perf_counter() - start
-    budget = min_seconds if first < max_step_seconds / 4 else 0.0
+    if first > max_step_seconds / 4:
+        return 1, first, True
     steps, start = 0, time.perf_counter()
-    while steps < max_steps:
+    while steps < max_steps and (steps == 0 or time.perf_counter() - start < min_seconds):
         state, _ = sampler.step(model, state, generator)
         steps += 1
         synchronize(device)
-        if time.perf_counter() - start >= budget:
-            break
-    return steps, time.perf_counter() - start, first
+    return steps, time.perf_counter() - start, False
 
 
 def throughput(args, device: torch.device, base: dict) -> list[dict]:
     records = []
     memory = PeakMemory(device)
-    for chains in CHAINS:
-        previous: dict[tuple[str, str], tuple[int, float]] = {}
-        for length in LENGTHS:
-            model = random_potts(length, device)
+    previous: dict[tuple[str, str, int], tuple[int, float]] = {}   # last L and s/step
+    for length in LENGTHS:
+        model = random_potts(length, device)
+        for chains in CHAINS:
             for sampler_name in ("gwg", "gibbs"):
                 for variant in ("fast", "baseline"):
+                    key = (sampler_name, variant, chains)
                     record = dict(base, benchmark="throughput", L=length, q=Q, chains=chains,
                                   sampler=sampler_name, variant=variant)
-                    last = previous.get((sampler_name, variant))
-                    if last is not None:
-                        last_length, last_seconds = last
+                    if key in previous:
+                        last_length, last_seconds = previous[key]
                         power = 1 if variant == "fast" else 2   # O(L·q) vs O((L·q)²) per chain
                         predicted = last_seconds * (length / last_length) ** power
                         if predicted > args.max_step_seconds:
-                            records.append(dict(record, skipped=True, note=(
-                                f"skipped: one step predicted to take {predicted:.0f} s "
-                                f"(> --max-step-seconds {args.max_step_seconds:g}) from "
-                                f"L = {last_length}")))
+                            records.append(dict(record, skipped=True, skip_reason=(
+                                f"skipped on this device: one step predicted to take "
+                                f"{predicted:.0f} s (> --max-step-seconds "
+                                f"{args.max_step_seconds:g}), scaled from L = {last_length}")))
                             print(f"skip    {sampler_name:5s} {variant:8s} L={length:3d} "
                                   f"chains={chains:5d} (~{predicted:.0f} s/step)", flush=True)
-                            previous[(sampler_name, variant)] = (length, predicted)
+                            previous[key] = (length, predicted)
                             continue
                     sampler = (GWGSampler(local_fields=variant == "fast") if sampler_name == "gwg"
                                else GibbsSampler("random", local_fields=variant == "fast"))
                     generator = torch.Generator(device=device).manual_seed(1)
                     x0 = torch.randint(Q, (chains, length), generator=generator, device=device)
                     memory.reset()
-                    steps, seconds, first = time_steps(
-                        sampler, model, x0, generator, args.min_seconds, args.max_steps,
-                        args.max_step_seconds, device)
-                    previous[(sampler_name, variant)] = (length, seconds / steps)
+                    steps, seconds, on_warm_up = time_steps(sampler, model, x0, generator,
+                                                args.min_seconds, args.max_steps,
+                                                args.max_step_seconds, device)
+                    previous[key] = (length, seconds / steps)
                     chain_steps = steps * chains / seconds
                     record.update(
-                        steps=steps, seconds=seconds, first_step_seconds=first,
-                        steps_per_second=steps / seconds,
+                        steps=steps, seconds=seconds, steps_per_second=steps / seconds,
                         chain_steps_per_second=chain_steps,
                         peak_memory_bytes=memory.read(), peak_memory_kind=memory.kind,
                         **bytes_moved(sampler_name, variant, length, chains))
                     if sampler_name == "gibbs":
                         record["site_updates_per_second"] = chain_steps
-                    if steps == 1:
-                        record["note"] = "slow configuration: timed on one step after warm-up"
+                    if on_warm_up:
+                        record["timing_note"] = "slow configuration: timed on its first step only"
                     records.append(record)
                     print(f"{sampler_name:5s} {variant:8s} L={length:3d} chains={chains:5d}: "
                           f"{chain_steps:12.0f} chain-steps/s ({steps} steps, {seconds:.2f} s)",
                           flush=True)
-            del model
+        del model
     add_speedups(records)
     return records
 
@@ -247,18 +246,20 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file [default: results/sampler_throughput_<device>.json]")
-    parser.add_argument("--min-seconds", type=float, default=1.5,
+    parser.add_argument("--min-seconds", type=float, default=1.0,
                         help="time each configuration for at least this long")
     parser.add_argument("--max-steps", type=int, default=2000)
-    parser.add_argument("--max-step-seconds", type=float, default=15.0,
+    parser.add_argument("--max-step-seconds", type=float, default=60.0,
                         help="skip configurations whose single step would take longer")
     parser.add_argument("--ising-side", type=int, default=20)
     parser.add_argument("--ising-coupling", type=float, default=0.3)
-    parser.add_argument("--ising-burn-in", type=int, default=2000)
+    parser.add_argument("--ising-burn-in", type=int, default=4000)
     parser.add_argument("--ising-seconds", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads [default: torch's choice]; 1 is steadier on "
                              "a machine shared with other jobs")
+    parser.add_argument("--note", default=None,
+                        help="free text stored in every record (machine load, …)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-mixing", action="store_true")
     args = parser.parse_args()
@@ -267,9 +268,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     out = args.out or RESULTS / f"sampler_throughput_{device.type}.json"
+    status = git("status", "--porcelain")
     base = dict(command=shlex.join([Path(sys.executable).name, *sys.argv]),
-                git_commit=git_commit(), device=device_description(device),
-                torch=torch.__version__, date=time.strftime("%Y-%m-%d"))
+                git_commit=git("rev-parse", "HEAD"),
+                git_dirty=None if status is None else bool(status),
+                device=device_description(device), torch=torch.__version__,
+                date=time.strftime("%Y-%m-%d"), run_note=args.note)
     records = []
     if not args.skip_throughput:
         records += throughput(args, device, base)

@@ -47,13 +47,16 @@ class EnergyModel(nn.Module, ABC):
     # -- what a model defines -------------------------------------------------------------
     @abstractmethod
     def relaxed_log_prob(self, v: Tensor) -> Tensor:
-        """f on a relaxed input: binary ``(B, D)`` or categorical ``(B, L, q)`` floats -> ``(B,)``."""
+        """f on relaxed input, binary ``(B, D)`` or categorical ``(B, L, q)`` floats -> ``(B,)``."""
 
     # -- derived, overridable for speed ---------------------------------------------------
     def log_prob_indices(self, x: Tensor) -> Tensor:
-        """f on index states ``(B, n_sites)`` long -> ``(B,)``; no validation, no graph."""
-        with torch.no_grad():
-            return self.relaxed_log_prob(self.relax(x))
+        """f on index states ``(B, n_sites)`` long -> ``(B,)``, without validation.
+
+        Differentiable in the model's parameters (PCD needs that); kernels call it under
+        ``torch.no_grad()``.
+        """
+        return self.relaxed_log_prob(self.relax(x))
 
     def log_prob_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """f(x) ``(B,)`` and ∇f at the relaxed view of ``x`` (``(B, D)`` or ``(B, L, q)``)."""
@@ -64,7 +67,7 @@ class EnergyModel(nn.Module, ABC):
         return value.detach(), grad
 
     def site_log_probs(self, x: Tensor, sites: Tensor) -> Tensor:
-        """f at every value of one site per chain: ``x (B, n)``, ``sites (B,)`` -> ``(B, n_states)``.
+        """f at every value of one site per chain: ``x (B, n)``, ``sites (B,)`` -> ``(B, q)``.
 
         One batched evaluation of the ``n_states`` candidate states of each chain.
         """
@@ -181,7 +184,10 @@ class CategoricalEnergy(EnergyModel):
 
 
 class IsingEnergy(EnergyModel):
-    """Dense Ising model on spins s = 2x − 1: f = ½ sᵀWs + b·s (W ``(D, D)`` symmetric, zero diagonal)."""
+    """Dense Ising model on spins s = 2x − 1: f = ½ sᵀWs + b·s.
+
+    ``coupling W (D, D)`` symmetric with a zero diagonal, ``bias b (D,)``.
+    """
 
     kind = "binary"
 
@@ -254,7 +260,8 @@ class RBMEnergy(EnergyModel):
         self.register_buffer("hidden_bias", hidden_bias)
 
     def relaxed_log_prob(self, v: Tensor) -> Tensor:
-        return v @ self.visible_bias + functional.softplus(v @ self.weight.T + self.hidden_bias).sum(1)
+        hidden = functional.softplus(v @ self.weight.T + self.hidden_bias)
+        return v @ self.visible_bias + hidden.sum(1)
 
 
 class NeuralEnergy(EnergyModel):

@@ -48,7 +48,7 @@ class PottsEnergy(LocalFieldEnergy):
         scale = max(1.0, float(couplings.abs().max()))
         if float((couplings - couplings.T).abs().max()) > SYMMETRY_TOLERANCE * scale:
             raise ValueError("J is not symmetric: J[i, j, a, b] != J[j, i, b, a]")
-        self.register_buffer("h", h)
+        self.register_buffer("h", h.clone())   # never an alias of the caller's array
         self.register_buffer("couplings", 0.5 * (couplings + couplings.T))
         self.register_buffer("offsets", torch.arange(length, device=h.device) * n_states)
 
@@ -75,12 +75,12 @@ class PottsEnergy(LocalFieldEnergy):
         return self.h + summed.view(x.shape[0], self.n_sites, self.n_states)
 
     def log_prob_indices(self, x: Tensor) -> Tensor:
-        # f = Σ_i h[i, x_i] + ½ Σ_i Σ_j J[i, j, x_i, x_j] = ½ Σ_i (h[i, x_i] + F[i, x_i]).
-        with torch.no_grad():
-            fields = self.local_fields(x)
-            index = x.unsqueeze(-1)
-            at_x = fields.gather(2, index) + self.h.expand_as(fields).gather(2, index)
-            return 0.5 * at_x.sum((1, 2))
+        # f = Σ_i h[i, x_i] + ½ Σ_i Σ_j J[i, j, x_i, x_j] = ½ Σ_i (h[i, x_i] + F[i, x_i]):
+        # L coupling rows per chain instead of the (L·q)² matmul of the relaxed formula.
+        fields = self.local_fields(x)
+        index = x.unsqueeze(-1)
+        at_x = fields.gather(2, index) + self.h.expand_as(fields).gather(2, index)
+        return 0.5 * at_x.sum((1, 2))
 
     def field_delta(self, sites: Tensor, old: Tensor, new: Tensor) -> Tensor:
         rows = torch.stack((sites * self.n_states + new, sites * self.n_states + old), 1)

@@ -141,3 +141,10 @@ def test_states_must_be_exactly_discrete_but_energies_take_relaxed_input():
 
 def test_shape_errors_are_input_errors_and_value_errors():
     assert issubclass(StateShapeError, InputError) and issubclass(StateShapeError, ValueError)
+
+
+def test_energies_of_index_states_are_differentiable_in_the_parameters():
+    # PCD on a deep EBM needs ∂f(x)/∂θ at data and at sampled states.
+    model = random_mlp()
+    model(bits(4, 8)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
