@@ -233,7 +233,7 @@ def test_structure_of_another_protein():
     ("binary.pdb", bytes(range(256)) * 4),
     ("latin.pdb", "ATOM caf\u00e9".encode("latin-1")),
     ("broken.cif", b"data_broken\nloop_\n_atom_site.id\n_atom_site.Cartn_x\n1\n"),
-    ("truncated.pdb.gz", gzip.compress(b"ATOM  " * 2000)[:40]),
+    ("truncated.pdb.gz", gzip.compress(b"ATOM  " * 2000, mtime=0)[:40]),
     ("corrupt.pdb.gz", b"\x1f\x8b" + b"not really gzip"),
 ])
 def test_not_a_structure(tmp_path, name, content):
