@@ -54,7 +54,8 @@ def git_commit() -> str | None:
 def machine_description() -> dict:
     return {"platform": platform.platform(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-            "date": datetime.date.today().isoformat()}
+            "date": datetime.date.today().isoformat(),
+            "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def timed_run(command: list[str]) -> tuple[int, str, str, float, int]:

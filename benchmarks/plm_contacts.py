@@ -6,7 +6,7 @@ query-first alignment in the same run, as the baseline (threads: --ccmpred-threa
 output matrix is scored by the same evaluation code.
 
     python benchmarks/plm_contacts.py --device cpu --threads 2 --ccmpred /path/to/ccmpred \
-        -o benchmarks/results/plm_contacts_cpu.json
+        --ccmpred-threads 2 -o benchmarks/results/plm_contacts_cpu.json
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--families", help="comma-separated ids (default: all 9)")
     parser.add_argument("--ccmpred", help="path to a CCMpred executable for the baseline")
-    parser.add_argument("--ccmpred-threads", type=int, default=2)
+    parser.add_argument("--ccmpred-threads", default="2",
+                        help="comma-separated thread counts, one CCMpred run each (e.g. 1,2)")
     parser.add_argument("-o", "--output", type=Path,
                         default=RESULTS / "plm_contacts.json")
     arguments = parser.parse_args()
@@ -116,11 +117,10 @@ def main() -> None:
                       **run_potts_gwg(family, arguments.device, arguments.threads, workdir)}
             records.append(record)
             print(_line(record), flush=True)
-            if arguments.ccmpred:
-                baseline = {**base, "method": "ccmpred", "device": "cpu",
-                            "threads": arguments.ccmpred_threads,
-                            **run_ccmpred(family, arguments.ccmpred, arguments.ccmpred_threads,
-                                          workdir)}
+            for threads in (arguments.ccmpred_threads.split(",") if arguments.ccmpred else []):
+                baseline = {**base, "method": f"ccmpred -t {threads}", "device": "cpu",
+                            "threads": int(threads),
+                            **run_ccmpred(family, arguments.ccmpred, int(threads), workdir)}
                 records.append(baseline)
                 print(_line(baseline), flush=True)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)

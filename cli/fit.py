@@ -68,6 +68,10 @@ class _ProgressPrinter:
               show_default=True,
               help="Stop when an iteration lowers the objective by less than this "
                    "fraction of its starting value.")
+@click.option("--lbfgs-history", type=click.IntRange(min=1), default=PlmSettings.history_size,
+              show_default=True,
+              help="L-BFGS memory (pairs of vectors kept, each the size of J): fewer saves "
+                   "memory and time per iteration.")
 @click.option("--max-memory", metavar="SIZE",
               help="Refuse fits estimated to need more than this (e.g. 8G); default: the "
                    "device's free memory.")
@@ -75,7 +79,8 @@ class _ProgressPrinter:
               help="CPU threads for torch (default: torch's choice, all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def command(msa, output, method, device, seed, msa_format, query, query_index, query_file,
-            theta, lambda_h, lambda_j, max_iterations, tolerance, max_memory, threads, quiet):
+            theta, lambda_h, lambda_j, max_iterations, tolerance, lbfgs_history, max_memory,
+            threads, quiet):
     """Fit a Potts model to the alignment MSA and write it as an .npz model file.
 
     MSA may be a3m, a2m/FASTA, Stockholm or PSICOV .aln, gzipped or not. The model holds
@@ -91,7 +96,7 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
         method=method, device=device, seed=seed, format=msa_format, query=query,
         query_index=query_index, query_file=query_file, theta=theta,
         plm=PlmSettings(lambda_h=lambda_h, lambda_j=lambda_j, max_iterations=max_iterations,
-                        tolerance=tolerance),
+                        tolerance=tolerance, history_size=lbfgs_history),
         max_memory=parse_size(max_memory) if max_memory else None)
     progress = _ProgressPrinter(max_iterations, quiet)
     try:

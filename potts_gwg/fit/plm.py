@@ -8,7 +8,7 @@ The couplings are held as one symmetric (L·q, L·q) matrix E with E[(i,a),(j,b)
 and zero diagonal blocks. The conditional logits of all sequences are one ``embedding_bag``
 over E's rows (each sequence picks the L rows (j, x_nj) and sums them: N·L·L·q additions, no
 one-hot matmul with q times more work). L-BFGS works on E directly; the gradient is
-symmetrised and masked, so E stays symmetric with J_ii = 0 without a second copy of it.
+symmetrised and masked, so E stays symmetric with J_ii = 0.
 The same code runs on CPU and GPU; on CPU it is deterministic.
 """
 
@@ -37,7 +37,7 @@ class PlmSettings:
     lambda_j: float = 0.2
     max_iterations: int = 200
     tolerance: float = 0.005
-    history_size: int = 10
+    history_size: int = 5
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,42 +59,61 @@ ProgressCallback = Callable[[int, float, float], None]
 
 
 class _PlmObjective:
-    """Holds the data on the device and evaluates the objective and its gradient."""
+    """Holds the data on the device; evaluates the objective and its gradient together.
+
+    The parameters are one flat vector: h (L·q) then E ((L·q)², row-major). The gradient of
+    the data term is written by hand (d/dlogits = w_n (softmax − one-hot)); autograd is used
+    only for the ``embedding_bag`` backward. Values are per site and effective sequence
+    (``scale``): about 1 nat at the optimum, comparable across families.
+    """
 
     def __init__(self, indices: torch.Tensor, weights: torch.Tensor, n_states: int,
                  settings: PlmSettings):
         n_sequences, length = indices.shape
         self.length, self.n_states = length, n_states
+        self.n_fields = length * n_states
         device = indices.device
         site_offsets = torch.arange(length, device=device) * n_states
         self.rows = (indices.long() + site_offsets).contiguous()          # (N, L) rows of E
-        self.targets = indices.long()
-        self.weights = weights.to(torch.float32)
-        self.lambda_h = settings.lambda_h
-        self.lambda_j = settings.lambda_j * (length - 1)
-        # Reported per site and effective sequence (about 1 nat at the optimum), so values
-        # compare across families.
+        self.targets = indices.long().unsqueeze(2)                         # (N, L, 1)
         self.scale = 1.0 / (float(weights.sum()) * length)
+        self.scaled_weights = (weights.to(torch.float32) * self.scale).view(-1, 1, 1)
+        self.lambda_h = settings.lambda_h * self.scale
+        # ‖E‖² counts every pair twice: λ_J Σ_{i<j}‖J_ij‖² = (λ_J / 2) ‖E‖².
+        self.lambda_j = settings.lambda_j * (length - 1) * self.scale
         self.sites = torch.arange(length, device=device)
 
-    def __call__(self, fields: torch.Tensor, couplings: torch.Tensor) -> torch.Tensor:
-        """Objective value; gradients land in ``fields.grad`` and ``couplings.grad``."""
+    def value_and_gradient(self, flat: torch.Tensor) -> tuple[float, torch.Tensor]:
         n_sequences = self.rows.shape[0]
-        logits = torch.nn.functional.embedding_bag(self.rows, couplings, mode="sum")
-        logits = logits.view(n_sequences, self.length, self.n_states) + fields
+        fields = flat[:self.n_fields].view(self.length, self.n_states)
+        couplings_flat = flat[self.n_fields:]
+        couplings = couplings_flat.view(self.n_fields, self.n_fields).detach().requires_grad_(True)
+        with torch.enable_grad():
+            summed = torch.nn.functional.embedding_bag(self.rows, couplings, mode="sum")
+        logits = summed.detach().view(n_sequences, self.length, self.n_states) + fields
         log_probabilities = torch.log_softmax(logits, dim=2)
-        observed = log_probabilities.gather(2, self.targets.unsqueeze(2)).squeeze(2)
-        negative_log_pl = -(observed.sum(dim=1) * self.weights).sum()
-        # ‖E‖² counts every pair twice: λ_J Σ_{i<j}‖J_ij‖² = (λ_J / 2) ‖E‖².
-        penalty = self.lambda_h * fields.pow(2).sum() + 0.5 * self.lambda_j * couplings.pow(2).sum()
-        return (negative_log_pl + penalty) * self.scale
+        observed = log_probabilities.gather(2, self.targets)
+        data_term = -float((observed * self.scaled_weights).sum())
+        value = (data_term + self.lambda_h * float(fields.reshape(-1).dot(fields.reshape(-1)))
+                 + 0.5 * self.lambda_j * float(couplings_flat.dot(couplings_flat)))
 
-    def symmetrise_gradient(self, gradient: torch.Tensor) -> None:
-        """Project the coupling gradient (L·q, L·q) onto symmetric matrices with zero
-        diagonal blocks, in place."""
-        gradient.add_(gradient.T.clone()).mul_(0.5)
-        blocks = gradient.view(self.length, self.n_states, self.length, self.n_states)
+        logit_gradient = log_probabilities.exp_()                           # softmax
+        logit_gradient.scatter_add_(2, self.targets,
+                                    torch.full_like(observed, -1.0))       # − one-hot
+        logit_gradient.mul_(self.scaled_weights)
+        summed.backward(logit_gradient.view(n_sequences, self.n_fields))
+        data_gradient = couplings.grad
+
+        gradient = torch.empty_like(flat)
+        torch.add(logit_gradient.sum(dim=0), fields, alpha=2.0 * self.lambda_h,
+                  out=gradient[:self.n_fields].view(self.length, self.n_states))
+        # The objective sees E through its symmetric part: symmetrise, then add λ_J E.
+        coupling_gradient = gradient[self.n_fields:].view(self.n_fields, self.n_fields)
+        torch.add(data_gradient, data_gradient.T, out=coupling_gradient)
+        coupling_gradient.mul_(0.5).add_(couplings.detach(), alpha=self.lambda_j)
+        blocks = coupling_gradient.view(self.length, self.n_states, self.length, self.n_states)
         blocks[self.sites, :, self.sites, :] = 0.0
+        return value, gradient
 
 
 def initial_fields(indices: torch.Tensor, weights: torch.Tensor, n_states: int) -> torch.Tensor:
@@ -129,14 +148,7 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
     n_fields = length * n_states
 
     def evaluate(flat: torch.Tensor) -> tuple[float, torch.Tensor]:
-        parameters = flat.detach().requires_grad_(True)
-        fields = parameters[:n_fields].view(length, n_states)
-        couplings = parameters[n_fields:].view(n_fields, n_fields)
-        value = objective(fields, couplings)
-        value.backward()
-        gradient = parameters.grad
-        objective.symmetrise_gradient(gradient[n_fields:].view(n_fields, n_fields))
-        value = float(value.detach())
+        value, gradient = objective.value_and_gradient(flat)
         if not math.isfinite(value):
             raise NumericalError(f"PLM objective became {value}; try larger "
                                  "--lambda-h/--lambda-j")
