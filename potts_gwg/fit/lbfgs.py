@@ -43,7 +43,7 @@ def lbfgs_init(evaluate: Evaluate, x0: torch.Tensor) -> LbfgsState:
 
 def _direction(state: LbfgsState) -> torch.Tensor:
     """−H g by the two-loop recursion, H_0 = (s·y / y·y) I from the newest pair."""
-    direction = -state.gradient.clone()
+    direction = state.gradient.neg()
     pairs = list(zip(state.steps, state.gradient_changes))
     alphas = []
     for step, change in reversed(pairs):
@@ -78,7 +78,7 @@ def lbfgs_step(evaluate: Evaluate, state: LbfgsState, history_size: int) -> Lbfg
         slope = -float(state.gradient.dot(state.gradient))
     step_length = 1.0 if state.steps else min(1.0, 1.0 / float(state.gradient.abs().sum()))
     for _ in range(MAX_BACKTRACKS):
-        candidate = state.x + step_length * direction
+        candidate = torch.add(state.x, direction, alpha=step_length)
         value, gradient = evaluate(candidate)
         state.evaluations += 1
         if value <= state.value + ARMIJO_C1 * step_length * slope:

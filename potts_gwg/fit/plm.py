@@ -61,9 +61,9 @@ ProgressCallback = Callable[[int, float, float], None]
 class _PlmObjective:
     """Holds the data on the device; evaluates the objective and its gradient together.
 
-    The parameters are one flat vector: h (L·q) then E ((L·q)², row-major). The gradient of
-    the data term is written by hand (d/dlogits = w_n (softmax − one-hot)); autograd is used
-    only for the ``embedding_bag`` backward. Values are per site and effective sequence
+    The parameters are one flat vector: h (L·q) then E ((L·q)², row-major). The gradient is
+    written by hand: d/dlogits = w_n (softmax − one-hot), and d/dE is the transposed lookup
+    (another ``embedding_bag``). Values are per site and effective sequence
     (``scale``): about 1 nat at the optimum, comparable across families.
     """
 
@@ -82,15 +82,22 @@ class _PlmObjective:
         # ‖E‖² counts every pair twice: λ_J Σ_{i<j}‖J_ij‖² = (λ_J / 2) ‖E‖².
         self.lambda_j = settings.lambda_j * (length - 1) * self.scale
         self.sites = torch.arange(length, device=device)
+        # The transpose of the lookup, for the gradient: row r of E collects the logit
+        # gradients of the sequences that picked it. Precomputed once, so the gradient is one
+        # more embedding_bag (a gather, fast) instead of autograd's scatter-add.
+        picked = self.rows.reshape(-1)
+        order = torch.argsort(picked, stable=True)
+        self.picking_sequences = (order // length).contiguous()
+        counts = torch.bincount(picked, minlength=self.n_fields)
+        self.pick_offsets = torch.cumsum(counts, 0) - counts
 
     def value_and_gradient(self, flat: torch.Tensor) -> tuple[float, torch.Tensor]:
         n_sequences = self.rows.shape[0]
         fields = flat[:self.n_fields].view(self.length, self.n_states)
         couplings_flat = flat[self.n_fields:]
-        couplings = couplings_flat.view(self.n_fields, self.n_fields).detach().requires_grad_(True)
-        with torch.enable_grad():
-            summed = torch.nn.functional.embedding_bag(self.rows, couplings, mode="sum")
-        logits = summed.detach().view(n_sequences, self.length, self.n_states) + fields
+        couplings = couplings_flat.view(self.n_fields, self.n_fields)
+        summed = torch.nn.functional.embedding_bag(self.rows, couplings, mode="sum")
+        logits = summed.view(n_sequences, self.length, self.n_states) + fields
         log_probabilities = torch.log_softmax(logits, dim=2)
         observed = log_probabilities.gather(2, self.targets)
         data_term = -float((observed * self.scaled_weights).sum())
@@ -101,8 +108,9 @@ class _PlmObjective:
         logit_gradient.scatter_add_(2, self.targets,
                                     torch.full_like(observed, -1.0))       # − one-hot
         logit_gradient.mul_(self.scaled_weights)
-        summed.backward(logit_gradient.view(n_sequences, self.n_fields))
-        data_gradient = couplings.grad
+        data_gradient = torch.nn.functional.embedding_bag(
+            self.picking_sequences, logit_gradient.view(n_sequences, self.n_fields),
+            self.pick_offsets, mode="sum")
 
         gradient = torch.empty_like(flat)
         torch.add(logit_gradient.sum(dim=0), fields, alpha=2.0 * self.lambda_h,
@@ -110,7 +118,7 @@ class _PlmObjective:
         # The objective sees E through its symmetric part: symmetrise, then add λ_J E.
         coupling_gradient = gradient[self.n_fields:].view(self.n_fields, self.n_fields)
         torch.add(data_gradient, data_gradient.T, out=coupling_gradient)
-        coupling_gradient.mul_(0.5).add_(couplings.detach(), alpha=self.lambda_j)
+        coupling_gradient.mul_(0.5).add_(couplings, alpha=self.lambda_j)
         blocks = coupling_gradient.view(self.length, self.n_states, self.length, self.n_states)
         blocks[self.sites, :, self.sites, :] = 0.0
         return value, gradient
