@@ -70,9 +70,9 @@ def main():
 
 
 def _register_commands() -> None:
-    from . import contacts, fit, msa_info, sample
+    from . import batch, contacts, fit, msa_info, sample
 
-    for module in (msa_info, fit, contacts, sample):
+    for module in (msa_info, fit, contacts, sample, batch):
         main.add_command(module.command)
 
 

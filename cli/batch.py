@@ -1,0 +1,124 @@
+"""``potts-gwg batch``: fit and evaluate many families, resumable, locally or on Ray."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from potts_gwg.batch import (BatchFailures, BatchOptions, RunSettings, parse_shard, run_batch)
+from potts_gwg.fit.memory import parse_size
+from potts_gwg.fit.plm import PlmSettings
+from potts_gwg.io.contact_formats import CONTACT_FORMATS
+from potts_gwg.pipeline import FIT_METHODS
+
+from .options import MSA_FORMATS
+
+
+@click.command(name="batch")
+@click.argument("source", metavar="INPUT", type=click.Path(exists=True))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
+              metavar="OUTDIR", help="Folder for OUTDIR/<id>/ per family and the summary.")
+@click.option("--method", type=click.Choice(FIT_METHODS), default="plm", show_default=True,
+              help="Fit method (as potts-gwg fit).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fit.")
+@click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
+              help="MSA format for families whose manifest row gives none (default: sniffed).")
+@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
+              show_default=True, help="Identity threshold of the sequence weights.")
+@click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
+              help="L2 penalty on the fields h.")
+@click.option("--lambda-j", type=click.FloatRange(min=0.0), default=0.2, show_default=True,
+              help="L2 penalty on the couplings J, per (L - 1) as in CCMpred.")
+@click.option("--max-iterations", type=click.IntRange(min=1),
+              default=PlmSettings.max_iterations, show_default=True,
+              help="L-BFGS iterations at most.")
+@click.option("--tolerance", type=click.FloatRange(min=0.0), default=PlmSettings.tolerance,
+              show_default=True, help="Relative stopping tolerance (as potts-gwg fit).")
+@click.option("--max-memory", metavar="SIZE",
+              help="Refuse fits estimated to need more than this (e.g. 8G).")
+@click.option("--contacts-format", type=click.Choice(CONTACT_FORMATS), default="tsv",
+              show_default=True, help="Format of OUTDIR/<id>/contacts.<format>.")
+@click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
+@click.option("--min-sep", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Only pairs with j - i >= K in the contacts files.")
+@click.option("--contact-maps", is_flag=True,
+              help="Also draw OUTDIR/<id>/contact_map.png for families with a structure.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Families at a time (local: default one per GPU, or 1 on the CPU; "
+                   "ray: default no limit).")
+@click.option("--devices", default="auto", show_default=True,
+              metavar="auto|cpu|cuda|cuda:0,cuda:1|cpu,cuda:0",
+              help="Devices of the local workers: one family per GPU at a time, the other "
+                   "workers on the CPU. With ray: cpu, cuda or auto (GPU tasks ask for 1 GPU).")
+@click.option("--threads", type=click.IntRange(min=1), metavar="T",
+              help="Torch threads per worker (default: the cores shared among the CPU "
+                   "workers busy at the time, so the last family running takes them all; 1 "
+                   "per Ray task).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="local worker processes, or tasks on a Ray cluster.")
+@click.option("--ray-address", metavar="ADDR",
+              help="Ray cluster to join (e.g. auto or ray://head:10001); default: start a "
+                   "local Ray instance.")
+@click.option("--shard", metavar="I/N",
+              help="Run only shard I of N (families I, I+N, I+2N, … of the manifest), e.g. "
+                   "for SLURM job arrays on one OUTDIR.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip families finished earlier with the same inputs and settings.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
+            max_iterations, tolerance, max_memory, contacts_format, no_apc, min_sep,
+            contact_maps, workers, devices, threads, executor, ray_address, shard, resume,
+            quiet):
+    """Fit and evaluate every family of INPUT into OUTDIR/<id>/, resumably.
+
+    INPUT is a manifest (TSV or CSV with columns id, msa, and optionally format, query,
+    query_index, query_file, structure, chain; paths relative to the manifest's folder) or a
+    folder of MSA files (id = file name without its suffixes). query is first, index:N,
+    id:NAME, file:PATH or a record name.
+
+    \b
+    Per family, OUTDIR/<id>/ holds model.npz, contacts.tsv, evaluation.json (with a
+    structure), settings.json, log.txt, and done.json written last (error.json if it
+    failed). A rerun skips finished families and redoes unfinished or failed ones.
+    OUTDIR/summary.tsv, summary.json and summary.png: one row per family (status, L, N,
+    Neff, device, wall time, peak memory, precisions).
+
+    Exit status 0 when every family finished, 1 when some failed (the others are done).
+    """
+    report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    settings = RunSettings(
+        method=method, seed=seed, theta=theta,
+        plm=PlmSettings(lambda_h=lambda_h, lambda_j=lambda_j, max_iterations=max_iterations,
+                        tolerance=tolerance),
+        max_memory=parse_size(max_memory) if max_memory else None,
+        contacts_format=contacts_format, apc=not no_apc, min_separation=min_sep,
+        contact_map=contact_maps)
+    options = BatchOptions(workers=workers, devices=devices, threads=threads, executor=executor,
+                           ray_address=ray_address, shard=parse_shard(shard), resume=resume,
+                           msa_format=msa_format, progress=not quiet)
+    result = run_batch(source, outdir, settings, options, announce=report)
+    selected = [record for record in result.records
+                if record["id"] in set(result.ran) | set(result.skipped)]
+    done = [record for record in selected if record["status"] == "done"]
+    failed = [record for record in selected if record["status"] != "done"]
+    precisions = [value for value in (_top_l(record) for record in done) if value is not None]
+    mean = f"; mean top-L precision (|i-j|>=6) {sum(precisions) / len(precisions):.3f} over " \
+        f"{len(precisions)}" if precisions else ""
+    click.echo(f"batch: {len(done)} of {len(selected)} families done ({len(result.skipped)} "
+               f"from earlier runs), {len(failed)} failed, {result.seconds:.1f} s{mean} -> "
+               f"{result.outdir / 'summary.tsv'}")
+    if failed:
+        names = ", ".join(record["id"] for record in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise BatchFailures(f"{len(failed)} of {len(selected)} families failed ({names}{more}); "
+                            f"see {result.outdir / 'summary.tsv'} and <id>/error.json; a rerun "
+                            "redoes them")
+
+
+def _top_l(record: dict) -> float | None:
+    for row in record.get("precision") or []:
+        if row["min_separation"] == 6 and row["top"] == "L":
+            value = row["precision"]
+            return None if value is None or math.isnan(value) else value
+    return None

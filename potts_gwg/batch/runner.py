@@ -1,0 +1,309 @@
+"""A whole batch: lock the output folder, decide what to (re)do, run it, write the summary."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..errors import InputError
+from .executors import MEMORY_HEADROOM, parse_devices, plan_slots, run_local, run_ray
+from .manifest import FamilySpec, read_families, select_shard
+from .summary import SUMMARY_JSON, SUMMARY_PNG, SUMMARY_TSV, write_summary
+from .task import (DONE, ERROR, FamilyTask, RunSettings, _read_json, _write_json, base_record,
+                   finished_record, settings_hash)
+
+LOCK = ".lock"
+BATCH_JSON = "batch.json"
+SUMMARY_EVERY_SECONDS = 5.0
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class BatchOptions:
+    """How to run (not what: that is :class:`RunSettings`)."""
+
+    workers: int | None = None
+    devices: str = "auto"
+    threads: int | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    shard: tuple[int, int] | None = None
+    resume: bool = True
+    msa_format: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class BatchResult:
+    outdir: Path
+    records: list[dict]                  # one per family of the manifest, in its order
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def ids(self, status: str) -> list[str]:
+        return [record["id"] for record in self.records if record["status"] == status]
+
+
+def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: RunSettings,
+              options: BatchOptions, announce=lambda message: None) -> BatchResult:
+    """Run (or resume) every family of ``source`` (this shard of it) into ``outdir``."""
+    start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if options.executor not in EXECUTORS:
+        raise InputError(f"--executor {options.executor}: one of {', '.join(EXECUTORS)}")
+    families = read_families(source, options.msa_format)
+    selected = select_shard(families, options.shard)
+    outdir = Path(outdir).expanduser().resolve()
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError("the output folder is a file", outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the output folder ({error.strerror})", outdir) from None
+    slots = None
+    if options.executor == "local":
+        slots = plan_slots(parse_devices(options.devices), options.workers, options.threads,
+                           announce)
+    with batch_lock(outdir, options.shard):
+        if options.shard is None:
+            _remove_temporary_files(outdir)
+        digests: dict[str, str] = {}
+        selected_ids = {family.id for family in selected}
+        records: dict[str, dict] = {}
+        to_run: list[FamilyTask] = []
+        for family in families:
+            folder = outdir / family.id
+            if family.id not in selected_ids:
+                records[family.id] = _other_shard_record(folder, family, settings)
+                continue
+            digest = settings_hash(family, settings, digests)
+            previous = finished_record(folder, digest) if options.resume else None
+            if previous is not None:
+                records[family.id] = {**previous, "resumed": True}
+                continue
+            records[family.id] = base_record(family.id, digest, settings.method, "pending")
+            to_run.append(FamilyTask(family=family, settings=settings, outdir=str(outdir),
+                                     settings_hash=digest))
+        skipped = [family.id for family in selected if records[family.id].get("resumed")]
+        where = _describe(options, slots)
+        shard = f" (shard {options.shard[0]}/{options.shard[1]}: {len(selected)} of " \
+            f"{len(families)})" if options.shard else ""
+        announce(f"batch: {_plural(len(selected), 'family', 'families')}{shard}; "
+                 f"{len(skipped)} finished earlier "
+                 f"with the same settings (skipped), {len(to_run)} to run {where} -> {outdir}")
+        progress = _Progress(len(to_run), options.progress, announce)
+        last_summary = [time.monotonic()]
+
+        def on_result(record: dict) -> None:
+            records[record["id"]] = record
+            progress.update(record)
+            if time.monotonic() - last_summary[0] >= SUMMARY_EVERY_SECONDS:
+                last_summary[0] = time.monotonic()
+                write_summary(outdir, list(records.values()), plot=False)
+
+        try:
+            if to_run:
+                write_summary(outdir, list(records.values()), plot=False)
+                if options.executor == "ray":
+                    run_ray(to_run, options.devices, options.threads, options.workers,
+                            options.ray_address, on_result, announce)
+                else:
+                    to_run, estimates, budget = _schedule(to_run, slots, announce)
+                    run_local(to_run, slots, on_result, estimates, budget)
+        finally:
+            progress.close()
+            ordered = [records[family.id] for family in families]
+            write_summary(outdir, ordered, plot=True)
+            seconds = time.perf_counter() - start
+            name = BATCH_JSON if options.shard is None else \
+                f"batch-shard-{options.shard[0]}-of-{options.shard[1]}.json"
+            _write_json(outdir / name, {
+                "version": __version__, "source": str(Path(source).resolve()),
+                "outdir": str(outdir), "started": started, "wall_s": round(seconds, 3),
+                "executor": options.executor, "ray_address": options.ray_address,
+                "devices": options.devices, "workers": options.workers,
+                "threads": options.threads,
+                "slots": [{"device": slot.device, "threads": slot.threads,
+                           "elastic": slot.elastic} for slot in slots] if slots else None,
+                "shard": None if options.shard is None else list(options.shard),
+                "resume": options.resume, "settings": settings.hashed(),
+                "max_memory": settings.max_memory,
+                "families": len(families), "selected": len(selected),
+                "ran": [task.family.id for task in to_run], "skipped": skipped,
+                "done": sum(record["status"] == "done" for record in ordered),
+                "failed": [record["id"] for record in ordered if record["status"] == "failed"],
+                "summary": [SUMMARY_TSV, SUMMARY_JSON, SUMMARY_PNG]})
+    return BatchResult(outdir=outdir, records=ordered, ran=[task.family.id for task in to_run],
+                       skipped=skipped, seconds=seconds)
+
+
+@contextlib.contextmanager
+def batch_lock(outdir: Path, shard: tuple[int, int] | None):
+    """Hold ``OUTDIR/.lock``: exclusively for a whole batch, shared by the shards of one
+    (each shard also holds its own lock), so two batches never work on one folder."""
+    import fcntl
+
+    handles = []
+    try:
+        names = [(LOCK, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)]
+        if shard:
+            names.append((f"{LOCK}-shard-{shard[0]}-of-{shard[1]}", fcntl.LOCK_EX))
+        for name, mode in names:
+            handle = open(outdir / name, "a+")
+            handles.append(handle)
+            try:
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise InputError(f"cannot lock {name} ({error.strerror}); the output "
+                                     "folder must be on a file system with file locks",
+                                     outdir) from None
+                handle.seek(0)
+                holder = handle.read().strip()
+                raise InputError(f"another potts-gwg batch is running on this output folder "
+                                 f"({holder or 'lock ' + name + ' is held'}); wait for it to "
+                                 "finish or choose another -o", outdir) from None
+            if mode == fcntl.LOCK_EX:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()} on {os.uname().nodename}"
+                             f"{f', shard {shard[0]}/{shard[1]}' if shard else ''}\n")
+                handle.flush()
+        yield
+    finally:
+        for handle in reversed(handles):
+            handle.close()
+
+
+def _remove_temporary_files(outdir: Path) -> None:
+    """Temporary files of a batch that was killed while writing its summary."""
+    for path in outdir.glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _other_shard_record(folder: Path, family: FamilySpec, settings: RunSettings) -> dict:
+    """A family of another shard, as its own markers say (not checked against its inputs)."""
+    wanted = settings.hashed()
+    for name in (DONE, ERROR):
+        marker = _read_json(folder / name) or {}
+        result = marker.get("result")
+        if isinstance(result, dict) and _settings_of(folder) == wanted:
+            return {**result, "resumed": True}
+    return base_record(family.id, None, settings.method, "pending")
+
+
+def _settings_of(folder: Path) -> dict | None:
+    resolved = _read_json(folder / "settings.json")
+    if not resolved:
+        return None
+    fit = dict(resolved.get("fit") or {})
+    fit.pop("max_memory", None)
+    return {"fit": fit, "contacts": resolved.get("contacts")}
+
+
+def _schedule(tasks: list[FamilyTask], slots, announce):
+    """Largest families first (by N·L²), with their PLM memory estimates, when workers share
+    the CPU; the order of the manifest otherwise."""
+    cpu_slots = [slot for slot in slots if not slot.is_gpu]
+    if len(slots) < 2 or len(tasks) < 2:
+        return tasks, {}, None
+    from ..fit.memory import available_bytes, plm_bytes
+    from ..io.msa import read_alignment
+
+    estimates, costs = {}, {}
+    for task in tasks:
+        family = task.family
+        try:
+            alignment = read_alignment(family.msa, format=family.format, query=family.query,
+                                       query_index=family.query_index,
+                                       query_file=family.query_file)
+        except Exception:  # the worker will report it properly
+            estimates[family.id], costs[family.id] = 0, 0
+            continue
+        n, length = alignment.n_sequences, alignment.length
+        estimates[family.id] = plm_bytes(n, length, 21, task.settings.plm.history_size)
+        costs[family.id] = n * length * length
+    ordered = sorted(tasks, key=lambda task: -costs[task.family.id])
+    budget = None
+    if len(cpu_slots) > 1:
+        import torch
+
+        from ..fit.memory import format_bytes
+
+        budget = int(available_bytes(torch.device("cpu")) * MEMORY_HEADROOM)
+        announce(f"largest families first (N*L^2); CPU workers share "
+                 f"{format_bytes(budget)} by the fits' memory estimates")
+    return ordered, estimates, budget
+
+
+def _describe(options: BatchOptions, slots) -> str:
+    if options.executor == "ray":
+        return f"on Ray ({options.ray_address or 'local'})"
+    counts: dict[str, int] = {}
+    for slot in slots:
+        key = f"{slot.device} ({slot.threads} thread{'s' if slot.threads != 1 else ''}" \
+            f"{', more when the others are idle' if slot.elastic else ''})"
+        counts[key] = counts.get(key, 0) + 1
+    parts = [f"{count} x {key}" if count > 1 else key for key, count in counts.items()]
+    return f"on {len(slots)} local worker{'s' if len(slots) != 1 else ''}: {', '.join(parts)}"
+
+
+class _Progress:
+    """A tqdm bar over families on a terminal (rate and ETA), one line per family otherwise."""
+
+    def __init__(self, total: int, enabled: bool, announce):
+        self.total, self.enabled, self.announce = total, enabled and total > 0, announce
+        self.count = self.failed = 0
+        self.start = time.monotonic()
+        self.bar = None
+        if self.enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="family", desc="batch", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def update(self, record: dict) -> None:
+        self.count += 1
+        self.failed += record["status"] != "done"
+        if not self.enabled:
+            return
+        line = _result_line(record)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(failed=self.failed, last=record["id"])
+            self.bar.write(line, file=sys.stderr)
+            return
+        from tqdm import tqdm
+
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.count * (self.total - self.count)
+        self.announce(f"[{self.count}/{self.total}] {line}  (elapsed "
+                      f"{tqdm.format_interval(elapsed)}, ETA {tqdm.format_interval(eta)})")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _result_line(record: dict) -> str:
+    if record["status"] != "done":
+        return f"{record['id']}: FAILED ({record.get('reason')}, exit " \
+            f"{record.get('exit_code')}): {record.get('message')}"
+    precision = {(row["min_separation"], row["top"]): row["precision"]
+                 for row in record.get("precision") or []}
+    score = f", top-L precision {precision[(6, 'L')]:.3f}" if (6, "L") in precision else ""
+    return f"{record['id']}: done in {record['wall_s']:.1f} s on {record['device']} " \
+        f"(L={record['L']}, N={record['N']}, Neff={record['Neff']:.1f}{score})"
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"

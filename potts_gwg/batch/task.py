@@ -1,0 +1,400 @@
+"""The per-family task: inputs in, ``OUTDIR/<id>/`` out, a result record back.
+
+:func:`run_family` is what every executor runs (a local worker process, a Ray task, or the
+calling process): it fits the model, scores the contacts, evaluates them against the
+structure when there is one, and writes, each file atomically::
+
+    OUTDIR/<id>/settings.json    resolved inputs and settings, with their hash
+    OUTDIR/<id>/log.txt          what happened (progress, timings, a traceback on a bug)
+    OUTDIR/<id>/model.npz        the Potts model (potts-gwg model file)
+    OUTDIR/<id>/contacts.<fmt>   ranked pairs (tsv by default)
+    OUTDIR/<id>/evaluation.json  precision table and structure mapping (with a structure)
+    OUTDIR/<id>/contact_map.png  with --contact-maps and a structure
+    OUTDIR/<id>/done.json        written last: the settings hash, output sizes, the result
+
+A failure of the family (bad input, not enough memory, a bug) never escapes: it becomes a
+``failed`` record with the message, the exit status the single command would have had and the
+error's kind, and is written to ``error.json``. A family counts as finished only when
+``done.json`` is present, carries the same settings hash and its outputs are all there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from ..atomic import atomic_open
+from ..errors import PottsError
+from ..fit.plm import PlmSettings
+from .manifest import FamilySpec
+
+MODEL = "model.npz"
+EVALUATION = "evaluation.json"
+CONTACT_MAP = "contact_map.png"
+SETTINGS = "settings.json"
+LOG = "log.txt"
+DONE = "done.json"
+ERROR = "error.json"
+EXIT_INTERNAL = 70
+EXIT_MEMORY = 3
+LOG_EVERY_SECONDS = 5.0
+# Set by a local worker whose thread count follows the load (see executors.run_local): returns
+# the torch threads this family should use now. Checked when a family starts and after every
+# fit iteration, so a family left running alone takes the cores its finished neighbours freed.
+thread_policy: Callable[[], int] | None = None
+
+
+@dataclass
+class RunSettings:
+    """Batch-wide settings of the fit and the contacts stage (the same for every family)."""
+
+    method: str = "plm"
+    seed: int = 0
+    theta: float = 0.8
+    plm: PlmSettings = field(default_factory=PlmSettings)
+    max_memory: int | None = None       # a limit, not a setting of the result: not hashed
+    contacts_format: str = "tsv"
+    apc: bool = True
+    min_separation: int = 1
+    contact_map: bool = False
+
+    @property
+    def contacts_name(self) -> str:
+        return f"contacts.{self.contacts_format}"
+
+    def hashed(self) -> dict:
+        """What decides the outputs (a change redoes the family on resume)."""
+        return {"fit": {"method": self.method, "seed": self.seed, "theta": self.theta,
+                        **self.plm.as_dict()},
+                "contacts": {"format": self.contacts_format, "apc": self.apc,
+                             "min_separation": self.min_separation,
+                             "contact_map": self.contact_map}}
+
+
+@dataclass
+class FamilyTask:
+    """Everything a worker needs for one family; plain data, picklable for any executor."""
+
+    family: FamilySpec
+    settings: RunSettings
+    outdir: str
+    settings_hash: str
+    device: str = "cpu"
+    threads: int | None = None
+
+
+def settings_hash(family: FamilySpec, settings: RunSettings, digests: dict | None = None) -> str:
+    """SHA-256 over the input files' contents and the settings that decide the outputs.
+
+    Paths are not part of it (moving the data does not redo finished families); devices,
+    thread counts and memory limits are not either.
+    """
+    digests = {} if digests is None else digests
+    document = {
+        "msa": file_digest(family.msa, digests),
+        "format": family.format,
+        "query": {"name": family.query, "index": family.query_index,
+                  "file": None if family.query_file is None
+                  else file_digest(family.query_file, digests)},
+        "structure": None if family.structure is None
+        else file_digest(family.structure, digests),
+        "chain": family.chain,
+        **settings.hashed(),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_digest(path: str, cache: dict) -> str:
+    """SHA-256 of a file's bytes (cached per path; a missing file hashes as its name)."""
+    if path not in cache:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            cache[path] = digest.hexdigest()
+        except OSError:
+            cache[path] = f"unreadable:{path}"
+    return cache[path]
+
+
+def finished_record(folder: str | os.PathLike, expected_hash: str) -> dict | None:
+    """The result stored in ``done.json`` if the family is finished with these settings."""
+    marker = _read_json(Path(folder) / DONE)
+    if not marker or marker.get("settings_hash") != expected_hash:
+        return None
+    for name, size in (marker.get("outputs") or {}).items():
+        path = Path(folder) / name
+        if not path.is_file() or path.stat().st_size != size:
+            return None
+    result = marker.get("result")
+    return result if isinstance(result, dict) else None
+
+
+def failed_record(folder: str | os.PathLike, expected_hash: str) -> dict | None:
+    """The result stored in ``error.json`` if the family failed with these settings."""
+    marker = _read_json(Path(folder) / ERROR)
+    if not marker or marker.get("settings_hash") != expected_hash:
+        return None
+    result = marker.get("result")
+    return result if isinstance(result, dict) else None
+
+
+def output_names(settings: RunSettings) -> list[str]:
+    """Every file a run of a family may leave, ``done.json`` first (it goes first, too)."""
+    return [DONE, ERROR, MODEL, settings.contacts_name, EVALUATION, CONTACT_MAP, SETTINGS]
+
+
+def run_family(task: FamilyTask) -> dict:
+    """Run one family end to end into ``OUTDIR/<id>/``; return its result record."""
+    start = time.perf_counter()
+    family, settings = task.family, task.settings
+    folder = Path(task.outdir) / family.id
+    record = base_record(family.id, task.settings_hash, settings.method, status="failed")
+    record.update(device=task.device, threads=task.threads, host=socket.gethostname(),
+                  pid=os.getpid(), started=_now())
+    log = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        clear_family_folder(folder, settings)
+        threads = _set_threads(task.threads)
+        record["threads"] = threads
+        log = _Log(folder / LOG)
+        elastic = " (following the load)" if thread_policy is not None else ""
+        log(f"potts-gwg {__version__} batch: family {family.id} ({family.source}) on "
+            f"{task.device}{f', {threads} threads{elastic}' if threads else ''}, "
+            f"host {record['host']}, pid {record['pid']}")
+        _reset_peak_rss()
+        _write_json(folder / SETTINGS, resolved_settings(task))
+        _run_stages(task, folder, record, log)
+        record["status"] = "done"
+    except Exception as error:  # the family fails; the batch goes on
+        record.update(_failure(error))
+        if log is not None:
+            log(f"failed: {record['reason']} (exit {record['exit_code']}): {record['message']}")
+            if record["exit_code"] == EXIT_INTERNAL:
+                log(record.get("traceback", ""))
+    record["wall_s"] = round(time.perf_counter() - start, 3)
+    record["peak_rss_bytes"] = _peak_rss()
+    record["finished"] = _now()
+    try:
+        if record["status"] == "done":
+            outputs = {name: (folder / name).stat().st_size for name in _present(folder, settings)}
+            log(f"done in {record['wall_s']:.1f} s")
+            log.close()
+            outputs[LOG] = (folder / LOG).stat().st_size
+            _write_json(folder / DONE, {"settings_hash": task.settings_hash,
+                                        "outputs": outputs, "result": record})
+        else:
+            if log is not None:
+                log.close()
+            _write_json(folder / ERROR, {"settings_hash": task.settings_hash,
+                                         "result": record})
+    except Exception as error:  # the outputs folder itself is unusable (disk full, …)
+        record.update(_failure(error))
+    finally:
+        if log is not None:
+            log.close()
+    return record
+
+
+def base_record(family_id: str, digest: str | None, method: str, status: str) -> dict:
+    """A result record with every summary field present (unknown = None)."""
+    return {"id": family_id, "status": status, "L": None, "N": None, "Neff": None,
+            "method": method, "device": None, "threads": None, "wall_s": None,
+            "fit_s": None, "iterations": None, "converged": None, "objective": None,
+            "peak_rss_bytes": None, "peak_gpu_bytes": None, "precision": None,
+            "structure_identity": None, "structure_coverage": None, "message": None,
+            "reason": None, "exit_code": None, "host": None, "pid": None, "started": None,
+            "finished": None, "settings_hash": digest}
+
+
+def resolved_settings(task: FamilyTask) -> dict:
+    family, settings = task.family, task.settings
+    return {"id": family.id, "settings_hash": task.settings_hash, "version": __version__,
+            "source": family.source,
+            "inputs": {"msa": family.msa, "format": family.format,
+                       "query": family.query_description(), "structure": family.structure,
+                       "chain": family.chain},
+            "fit": {"method": settings.method, "seed": settings.seed, "theta": settings.theta,
+                    **settings.plm.as_dict(), "max_memory": settings.max_memory},
+            "contacts": {"format": settings.contacts_format, "apc": settings.apc,
+                         "min_separation": settings.min_separation,
+                         "contact_map": settings.contact_map},
+            "device": task.device, "threads": task.threads}
+
+
+def clear_family_folder(folder: Path, settings: RunSettings) -> None:
+    """Remove an earlier run's outputs (the done marker first) and any temporary files."""
+    for name in output_names(settings) + [LOG]:
+        try:
+            (folder / name).unlink()
+        except FileNotFoundError:
+            pass
+    for path in folder.glob(".*.tmp"):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _run_stages(task: FamilyTask, folder: Path, record: dict, log: "_Log") -> None:
+    from ..pipeline import FitOptions, contacts_stage, fit_stage
+
+    family, settings = task.family, task.settings
+    options = FitOptions(method=settings.method, device=task.device, seed=settings.seed,
+                         format=family.format, query=family.query,
+                         query_index=family.query_index, query_file=family.query_file,
+                         theta=settings.theta, plm=settings.plm,
+                         max_memory=settings.max_memory)
+    progress = _IterationLog(log, record)
+    fit = fit_stage(family.msa, folder / MODEL, options, report=log, on_iteration=progress)
+    record.update(L=fit.length, N=fit.n_sequences, Neff=round(fit.n_effective, 4),
+                  device=fit.device, fit_s=round(fit.seconds, 3), iterations=fit.iterations,
+                  converged=fit.converged, objective=fit.objective,
+                  peak_gpu_bytes=fit.peak_memory_bytes)
+    log(f"fit {settings.method}: N={fit.n_sequences} L={fit.length} Neff={fit.n_effective:.1f}, "
+        f"{fit.iterations} iterations ({'converged' if fit.converged else 'at the limit'}), "
+        f"{fit.seconds:.1f} s on {fit.device}")
+    plot = folder / CONTACT_MAP if settings.contact_map and family.structure else None
+    contacts = contacts_stage(folder / MODEL, folder / settings.contacts_name,
+                              format=settings.contacts_format, apc=settings.apc,
+                              min_separation=settings.min_separation,
+                              structure=family.structure, chain=family.chain, plot=plot)
+    log(f"contacts: {settings.contacts_name}")
+    if contacts.precision is not None:
+        record.update(precision=contacts.precision,
+                      structure_identity=contacts.mapping["identity"],
+                      structure_coverage=contacts.mapping["coverage"])
+        _write_json(folder / EVALUATION, {"id": family.id, "length": contacts.length,
+                                          "structure_mapping": contacts.mapping,
+                                          "precision": contacts.precision})
+        top = {(row["min_separation"], row["top"]): row["precision"] for row in contacts.precision}
+        log(f"evaluation vs {family.structure}: top-L precision "
+            f"{top.get((6, 'L'), float('nan')):.3f} (|i-j|>=6), identity "
+            f"{contacts.mapping['identity']:.3f}")
+
+
+def _failure(error: BaseException) -> dict:
+    if isinstance(error, PottsError):
+        return {"status": "failed", "message": str(error), "reason": type(error).__name__,
+                "exit_code": error.exit_code}
+    if isinstance(error, MemoryError):
+        return {"status": "failed", "message": "out of memory", "reason": "MemoryError",
+                "exit_code": EXIT_MEMORY}
+    return {"status": "failed", "message": f"internal error ({type(error).__name__}: {error})",
+            "reason": "internal", "exit_code": EXIT_INTERNAL,
+            "traceback": "".join(traceback.format_exception(error))}
+
+
+def _present(folder: Path, settings: RunSettings) -> list[str]:
+    return [name for name in output_names(settings)[2:] if (folder / name).is_file()]
+
+
+def _write_json(path: Path, document: dict) -> None:
+    with atomic_open(path) as stream:
+        json.dump(document, stream, indent=2, default=str)
+        stream.write("\n")
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _reset_peak_rss() -> None:
+    """Start this process's peak-RSS count afresh (Linux; elsewhere the lifetime peak stays)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as stream:
+            stream.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss() -> int | None:
+    """Peak resident memory of this process since :func:`_reset_peak_rss`, in bytes."""
+    try:
+        with open("/proc/self/status") as stream:
+            for line in stream:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except (ImportError, OSError):
+        return None
+
+
+class _Log:
+    """The family's log file: timestamped lines, flushed as they come."""
+
+    def __init__(self, path: Path):
+        self.stream = open(path, "w")
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if self.stream.closed:
+            return
+        for line in str(message).rstrip("\n").splitlines() or [""]:
+            self.stream.write(f"[{time.perf_counter() - self.start:8.1f} s] {line}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if not self.stream.closed:
+            self.stream.close()
+
+
+def _set_threads(requested: int | None) -> int | None:
+    """Apply the thread policy (or the requested count) to torch; return the count in use."""
+    threads = thread_policy() if thread_policy is not None else requested
+    if threads:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return threads
+
+
+class _IterationLog:
+    """After each fit iteration: follow the thread policy, and log the first iteration, then
+    one line every few seconds."""
+
+    def __init__(self, log: _Log, record: dict):
+        self.log, self.record, self.last = log, record, None
+        self.threads = record["threads"]
+
+    def __call__(self, iteration: int, objective: float, gradient_norm: float) -> None:
+        if thread_policy is not None:
+            threads = _set_threads(None)
+            if threads != self.threads:
+                self.log(f"torch threads {self.threads} -> {threads} (the number of busy CPU "
+                         "workers changed)")
+                self.threads = threads
+                self.record["threads"] = max(threads, self.record["threads"] or 0)
+        now = time.monotonic()
+        if self.last is None or now - self.last >= LOG_EVERY_SECONDS:
+            self.last = now
+            self.log(f"iteration {iteration:4d}  objective {objective:.6g}  "
+                     f"|gradient| {gradient_norm:.3g}")

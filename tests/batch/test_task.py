@@ -1,0 +1,168 @@
+"""The per-family task, the done marker, settings hashes, the summary and the batch lock
+(in this process: no worker processes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from potts_gwg.batch import (FamilySpec, FamilyTask, RunSettings, batch_lock, finished_record,
+                             run_family, settings_hash, write_summary)
+from potts_gwg.errors import InputError
+from potts_gwg.fit.plm import PlmSettings
+from potts_gwg.io.model_file import load_model
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO_ROOT / "data" / "PF00018_2O9S"
+SETTINGS = RunSettings(plm=PlmSettings(max_iterations=5))
+
+
+def example_family(**changes) -> FamilySpec:
+    fields = dict(id="sh3", msa=str(EXAMPLE / "PF00018_2O9S.fasta"),
+                  structure=str(EXAMPLE / "2O9S_A.pdb"), chain="A")
+    fields.update(changes)
+    return FamilySpec(**fields)
+
+
+def task_for(family: FamilySpec, outdir: Path, settings: RunSettings = SETTINGS) -> FamilyTask:
+    return FamilyTask(family=family, settings=settings, outdir=str(outdir),
+                      settings_hash=settings_hash(family, settings), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("batch")
+    task = task_for(example_family(), outdir)
+    return task, run_family(task)
+
+
+def test_family_outputs_and_done_marker(finished):
+    task, record = finished
+    folder = Path(task.outdir) / "sh3"
+    assert record["status"] == "done", record
+    assert (record["L"], record["N"], record["method"]) == (48, 920, "plm")
+    assert record["Neff"] > 100 and record["wall_s"] > 0 and record["peak_rss_bytes"] > 0
+    names = {path.name for path in folder.iterdir()}
+    assert names == {"model.npz", "contacts.tsv", "evaluation.json", "settings.json", "log.txt",
+                     "done.json"}
+    assert load_model(folder / "model.npz").length == 48
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    assert {row["top"] for row in evaluation["precision"]} == {"L", "L/2", "L/5"}
+    assert evaluation["structure_mapping"]["identity"] == 1.0
+    marker = json.loads((folder / "done.json").read_text())
+    assert marker["settings_hash"] == task.settings_hash
+    assert set(marker["outputs"]) == names - {"done.json"}
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["fit"]["max_iterations"] == 5 and settings["inputs"]["chain"] == "A"
+    assert "fit plm: N=920 L=48" in (folder / "log.txt").read_text()
+    assert finished_record(folder, task.settings_hash)["status"] == "done"
+    assert finished_record(folder, "another hash") is None
+
+
+def test_a_truncated_output_makes_the_family_unfinished(finished, tmp_path):
+    task, _ = finished
+    source = Path(task.outdir) / "sh3"
+    copy = tmp_path / "sh3"
+    copy.mkdir()
+    for path in source.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    assert finished_record(copy, task.settings_hash) is not None
+    (copy / "contacts.tsv").write_text("i\tj\tscore\n")
+    assert finished_record(copy, task.settings_hash) is None
+
+
+def test_settings_hash_follows_inputs_and_settings_not_devices(tmp_path):
+    family = example_family()
+    base = settings_hash(family, SETTINGS)
+    assert settings_hash(family, RunSettings(plm=PlmSettings(max_iterations=5),
+                                             max_memory=2**30)) == base
+    assert settings_hash(family, RunSettings(plm=PlmSettings(max_iterations=6))) != base
+    assert settings_hash(family, RunSettings(plm=PlmSettings(max_iterations=5), seed=1)) != base
+    assert settings_hash(example_family(chain=None), SETTINGS) != base
+    copy = tmp_path / "copy.fasta"
+    copy.write_bytes(Path(family.msa).read_bytes())
+    assert settings_hash(example_family(msa=str(copy)), SETTINGS) == base  # paths don't count
+    copy.write_bytes(copy.read_bytes() + b">extra\n" + b"A" * 49 + b"\n")
+    assert settings_hash(example_family(msa=str(copy)), SETTINGS) != base
+
+
+def test_a_broken_family_is_a_failed_record_with_error_json(tmp_path):
+    broken = tmp_path / "broken.fasta"
+    broken.write_text(">a\nAC1DE\n>b\nACDEF\n")
+    task = task_for(FamilySpec(id="broken", msa=str(broken)), tmp_path / "out")
+    record = run_family(task)
+    assert record["status"] == "failed"
+    assert record["exit_code"] == 2 and record["reason"] == "InputError"
+    assert "broken.fasta" in record["message"]
+    folder = tmp_path / "out" / "broken"
+    error = json.loads((folder / "error.json").read_text())
+    assert error["result"]["message"] == record["message"]
+    assert not (folder / "done.json").exists() and not (folder / "model.npz").exists()
+    assert "failed: InputError (exit 2)" in (folder / "log.txt").read_text()
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_a_bug_is_an_internal_failure_with_traceback(tmp_path, monkeypatch):
+    import potts_gwg.pipeline
+
+    def explode(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(potts_gwg.pipeline, "fit_stage", explode)
+    record = run_family(task_for(example_family(), tmp_path))
+    assert (record["status"], record["exit_code"], record["reason"]) == ("failed", 70, "internal")
+    assert "ZeroDivisionError: boom" in record["message"]
+    assert "Traceback" in (tmp_path / "sh3" / "log.txt").read_text()
+
+
+def test_rerun_clears_stale_outputs_and_temporary_files(finished, tmp_path):
+    task, _ = finished
+    folder = tmp_path / "sh3"
+    folder.mkdir()
+    (folder / "done.json").write_text("{}")
+    (folder / "contact_map.png").write_text("old")
+    (folder / ".model.npz.abc.npz.tmp").write_text("partial")
+    record = run_family(task_for(example_family(structure=None, chain=None), tmp_path))
+    assert record["status"] == "done" and record["precision"] is None
+    names = {path.name for path in folder.iterdir()}
+    assert names == {"model.npz", "contacts.tsv", "settings.json", "log.txt", "done.json"}
+
+
+def test_summary_tables_and_picture(finished, tmp_path):
+    _, record = finished
+    failed = {"id": "broken", "status": "failed", "message": "bad", "reason": "InputError",
+              "exit_code": 2}
+    pending = {"id": "later", "status": "pending"}
+    frame = write_summary(tmp_path, [record, failed, pending])
+    assert list(frame["status"]) == ["done", "failed", "pending"]
+    assert frame.loc[0, "top_L_sep6"] == next(row["precision"] for row in record["precision"]
+                                              if row["top"] == "L" and row["min_separation"] == 6)
+    assert frame.loc[0, "peak_memory_bytes"] == record["peak_rss_bytes"]
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    assert [row["id"] for row in rows] == ["sh3", "broken", "later"]
+    assert rows[1]["L"] is None and rows[1]["exit_code"] == 2
+    header = (tmp_path / "summary.tsv").read_text().splitlines()[0].split("\t")
+    assert header[:4] == ["id", "status", "L", "N"] and "top_L5_sep24" in header
+    assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
+    with batch_lock(tmp_path, None):
+        with pytest.raises(InputError, match="another potts-gwg batch is running"):
+            with batch_lock(tmp_path, None):
+                pass
+        with pytest.raises(InputError, match="another potts-gwg batch"):
+            with batch_lock(tmp_path, (1, 2)):
+                pass
+    with batch_lock(tmp_path, (1, 2)), batch_lock(tmp_path, (2, 2)):  # shards share OUTDIR
+        with pytest.raises(InputError, match="shard 1/2"):
+            with batch_lock(tmp_path, (1, 2)):
+                pass
+        with pytest.raises(InputError):
+            with batch_lock(tmp_path, None):
+                pass
+    with batch_lock(tmp_path, None):  # released
+        pass
