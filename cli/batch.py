@@ -12,7 +12,7 @@ from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
 from potts_gwg.pipeline import FIT_METHODS
 
-from .options import MSA_FORMATS
+from .options import MSA_FORMATS, plm_options
 
 
 @click.command(name="batch")
@@ -24,17 +24,7 @@ from .options import MSA_FORMATS
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fit.")
 @click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
               help="MSA format for families whose manifest row gives none (default: sniffed).")
-@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
-              show_default=True, help="Identity threshold of the sequence weights.")
-@click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
-              help="L2 penalty on the fields h.")
-@click.option("--lambda-j", type=click.FloatRange(min=0.0), default=0.2, show_default=True,
-              help="L2 penalty on the couplings J, per (L - 1) as in CCMpred.")
-@click.option("--max-iterations", type=click.IntRange(min=1),
-              default=PlmSettings.max_iterations, show_default=True,
-              help="L-BFGS iterations at most.")
-@click.option("--tolerance", type=click.FloatRange(min=0.0), default=PlmSettings.tolerance,
-              show_default=True, help="Relative stopping tolerance (as potts-gwg fit).")
+@plm_options
 @click.option("--max-memory", metavar="SIZE",
               help="Refuse fits estimated to need more than this (e.g. 8G).")
 @click.option("--contacts-format", type=click.Choice(CONTACT_FORMATS), default="tsv",

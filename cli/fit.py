@@ -11,7 +11,7 @@ from potts_gwg.fit.memory import format_bytes, parse_size
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.pipeline import FIT_METHODS, FitOptions, fit_stage
 
-from .options import device_option, msa_options
+from .options import device_option, msa_options, plm_options
 
 
 class _ProgressPrinter:
@@ -55,19 +55,7 @@ class _ProgressPrinter:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed, recorded in the model file.")
 @msa_options
-@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
-              show_default=True, help="Identity threshold of the sequence weights.")
-@click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
-              help="L2 penalty on the fields h.")
-@click.option("--lambda-j", type=click.FloatRange(min=0.0), default=0.2, show_default=True,
-              help="L2 penalty on the couplings J, per (L - 1) as in CCMpred.")
-@click.option("--max-iterations", type=click.IntRange(min=1),
-              default=PlmSettings.max_iterations, show_default=True,
-              help="L-BFGS iterations at most.")
-@click.option("--tolerance", type=click.FloatRange(min=0.0), default=PlmSettings.tolerance,
-              show_default=True,
-              help="Stop when an iteration lowers the objective by less than this "
-                   "fraction of its starting value.")
+@plm_options
 @click.option("--lbfgs-history", type=click.IntRange(min=1), default=PlmSettings.history_size,
               show_default=True,
               help="L-BFGS memory (pairs of vectors kept, each the size of J): fewer saves "

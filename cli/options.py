@@ -32,3 +32,27 @@ def device_option(function):
         type=click.Choice(DEVICE_CHOICES + tuple(f"cuda:{index}" for index in range(16))),
         metavar="auto|cpu|cuda[:N]",
         help="Where to compute; auto takes a GPU when present and says so.")(function)
+
+
+def plm_options(function):
+    """The sequence-weight and PLM settings shared by ``fit`` and ``batch``."""
+    from potts_gwg.fit.plm import PlmSettings
+
+    for option in reversed([
+        click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
+                     show_default=True, help="Identity threshold of the sequence weights."),
+        click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01,
+                     show_default=True, help="L2 penalty on the fields h."),
+        click.option("--lambda-j", type=click.FloatRange(min=0.0), default=0.2,
+                     show_default=True,
+                     help="L2 penalty on the couplings J, per (L - 1) as in CCMpred."),
+        click.option("--max-iterations", type=click.IntRange(min=1),
+                     default=PlmSettings.max_iterations, show_default=True,
+                     help="L-BFGS iterations at most."),
+        click.option("--tolerance", type=click.FloatRange(min=0.0),
+                     default=PlmSettings.tolerance, show_default=True,
+                     help="Stop when the objective fell by less than this fraction over the "
+                          "last 5 iterations (CCMpred's rule)."),
+    ]):
+        function = option(function)
+    return function
