@@ -29,3 +29,15 @@ def example_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "sh3.npz"
     fit_stage(EXAMPLE_MSA, path, FitOptions(device="cpu"))
     return path
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test with one torch thread: for many small tensors on a busy 2-core machine,
+    intra-op threads cost more than they give (and make timings erratic)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from potts_gwg.cli.main import main
@@ -15,13 +14,8 @@ from potts_gwg.io.model_file import PottsModel, save_model
 HEADER = re.compile(r"^>sample_(\d+) chain=(\d+) step=(\d+) seed=(\d+)$")
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """A tiny model: intra-op threads only cost time (a lot on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# A tiny model: intra-op threads only cost time (fixture in tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture

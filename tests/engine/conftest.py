@@ -1,13 +1,8 @@
-"""Engine tests run torch single-threaded: their tensors are small and many, and on a busy
-2-core machine intra-op threads cost more than they give (and timings become erratic)."""
+"""Engine tests run torch single-threaded (fixture ``single_thread`` in tests/conftest.py)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _engine_single_thread(single_thread):
     yield
-    torch.set_num_threads(threads)
