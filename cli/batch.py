@@ -6,7 +6,13 @@ import math
 
 import click
 
-from potts_gwg.batch import (BatchFailures, BatchOptions, RunSettings, parse_shard, run_batch)
+from potts_gwg.batch import (
+    BatchFailures,
+    BatchOptions,
+    RunSettings,
+    parse_shard,
+    run_batch,
+)
 from potts_gwg.fit.memory import parse_size
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
@@ -74,7 +80,8 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
     OUTDIR/summary.tsv, summary.json and summary.png: one row per family (status, L, N,
     Neff, device, wall time, peak memory, precisions).
 
-    Exit status 0 when every family finished, 1 when some failed (the others are done).
+    Exit status 0 when every family finished, 1 when some failed (the others are done), 3
+    when another batch run holds OUTDIR (its pid and start time are in the message).
     """
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     settings = RunSettings(

@@ -2,30 +2,75 @@
 
 Every command raises the library's :class:`~potts_gwg.errors.PottsError` subclasses for
 problems the user can fix; here they become ``error: <one line>`` on stderr and the error's
-exit status, never a traceback. Set ``POTTS_GWG_DEBUG=1`` to see tracebacks of unexpected
-failures.
+exit status, never a traceback. Out of memory anywhere (CUDA, the CPU allocator) becomes a
+:class:`~potts_gwg.errors.ResourceError` (exit 3). Ctrl-C and SIGTERM unwind the command like
+an exception, so atomic writes remove their temporary files and no partial output is left.
+Set ``POTTS_GWG_DEBUG=1`` to see tracebacks of unexpected failures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 
 import click
 
 from potts_gwg import __version__
+from potts_gwg.device import (
+    is_out_of_memory,
+    memory_estimate_scope,
+    out_of_memory_error,
+)
 from potts_gwg.errors import PottsError
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread: whatever cleans up after Ctrl-C runs for it too."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While a command runs, SIGTERM raises :class:`Terminated` instead of killing the process
+    outright (which would skip ``finally`` blocks and leave temporary files)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class PottsGroup(click.Group):
     """A Click group that reports library errors as one line and a non-zero exit status."""
 
     def invoke(self, ctx: click.Context):
+        with memory_estimate_scope():  # outside the handlers: they quote the estimate
+            return self._invoke_reporting_errors(ctx)
+
+    def _options_of(self, ctx: click.Context) -> set[str] | None:
+        """The options of the subcommand that ran (to suggest only what it offers)."""
+        command = self.get_command(ctx, ctx.invoked_subcommand or "")
+        if command is None:
+            return None
+        return {name for parameter in command.params for name in parameter.opts}
+
+    def _invoke_reporting_errors(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with _sigterm_unwinds():
+                return super().invoke(ctx)
         except PottsError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
@@ -33,16 +78,19 @@ class PottsGroup(click.Group):
             # The reader of our output went away (e.g. `| head`): stop quietly.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
+        except Terminated:
+            click.echo("error: terminated (SIGTERM)", err=True)
+            sys.exit(EXIT_TERMINATED)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        except MemoryError:
-            click.echo("error: out of memory (see --max-memory, or use a machine with more "
-                       "memory)", err=True)
-            sys.exit(3)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as error:  # an unexpected bug: one line, traceback on request
+            if is_out_of_memory(error):
+                resource_error = out_of_memory_error(error, self._options_of(ctx))
+                click.echo(f"error: {resource_error}", err=True)
+                sys.exit(resource_error.exit_code)
             if os.environ.get("POTTS_GWG_DEBUG"):
                 raise
             click.echo(f"error: internal error ({type(error).__name__}: {error}); "
@@ -70,9 +118,9 @@ def main():
 
 
 def _register_commands() -> None:
-    from . import batch, contacts, fit, msa_info, sample
+    from . import batch, contacts, ebm, fit, msa_info, sample
 
-    for module in (msa_info, fit, contacts, sample, batch):
+    for module in (msa_info, fit, contacts, sample, batch, ebm):
         main.add_command(module.command)
 
 

@@ -20,7 +20,9 @@ from .options import msa_options
               show_default=True,
               help="Identity threshold of the sequence weights behind Neff.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def command(msa, msa_format, query, query_index, query_file, theta, as_json):
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress bars (they appear on stderr only when it is a terminal).")
+def command(msa, msa_format, query, query_index, query_file, theta, as_json, quiet):
     """Summarise the alignment MSA as the other commands will see it.
 
     Reports the format, the number of sequences N, the number of query columns L, the MSA
@@ -34,9 +36,10 @@ def command(msa, msa_format, query, query_index, query_file, theta, as_json):
     if sum(option is not None for option in (query, query_index, query_file)) > 1:
         raise click.UsageError("give at most one of --query, --query-index, --query-file")
     alignment = read_alignment(msa, format=msa_format, query=query, query_index=query_index,
-                               query_file=query_file)
+                               query_file=query_file, progress=False if quiet else None)
     n_effective = effective_number(
-        sequence_weights(alignment.indices, len(PROTEIN_ALPHABET), theta))
+        sequence_weights(alignment.indices, len(PROTEIN_ALPHABET), theta,
+                         progress=False if quiet else None))
     report = {
         "path": alignment.path,
         "format": alignment.format,

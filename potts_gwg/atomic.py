@@ -7,10 +7,12 @@ partial output behind.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 @contextlib.contextmanager
@@ -45,8 +47,22 @@ def _current_umask() -> int:
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file for writing; it becomes ``path`` only if the block succeeds."""
-    with atomic_path(path) as temporary:
-        with open(temporary, mode) as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
+    with atomic_path(path) as temporary, open(temporary, mode) as stream:
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete what a killed writer of ``path`` left: its ``.<name>.*.tmp`` files.
+
+    Only a SIGKILL (or power loss) during :func:`atomic_path` leaves one; call this before
+    writing ``path`` again, from the one process that owns it. Returns what was removed.
+    """
+    target = Path(path)
+    removed = []
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+            removed.append(leftover)
+    return removed

@@ -38,7 +38,10 @@ class InputError(PottsError):
 
 
 class ResourceError(PottsError):
-    """The job does not fit the device or the memory limit; the message gives the estimate."""
+    """The job does not fit the device or the memory limit (the message gives the estimate
+    and what to change), or a resource it needs is busy (an output folder locked by another
+    batch run): waiting, a smaller job or another place may succeed where the same command
+    fails now."""
 
     exit_code = 3
 

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based (fuzz) tests: "ci" (the default) keeps them to a few hundred examples in all;
+# "thorough" (pytest --hypothesis-profile=thorough) runs thousands, see
+# benchmarks/reliability_inputs.py.
+settings.register_profile("ci", max_examples=50, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=1500, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 EXAMPLE_MSA = Path(__file__).resolve().parents[1] / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
 

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from ..errors import PottsError
 from .executors import Slot, parse_devices, plan_slots, run_local, run_ray
-from .manifest import (FamilySpec, parse_shard, read_families, read_folder, read_manifest,
-                       select_shard)
+from .manifest import (
+    FamilySpec,
+    parse_shard,
+    read_families,
+    read_folder,
+    read_manifest,
+    select_shard,
+)
 from .runner import BatchOptions, BatchResult, batch_lock, run_batch
 from .summary import summary_frame, write_summary
 from .task import FamilyTask, RunSettings, finished_record, run_family, settings_hash

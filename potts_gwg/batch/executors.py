@@ -15,6 +15,7 @@ record to a callback as soon as it arrives.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -213,7 +214,7 @@ def run_local(tasks: Sequence[FamilyTask], slots: Sequence[Slot], on_result: Res
                         busy_cpu.value -= 1
                 try:
                     record = future.result()
-                except Exception as error:  # the worker process died or could not start
+                except Exception as error:  # noqa: BLE001 - the worker died or could not start
                     executors.pop(index).shutdown(wait=False, cancel_futures=True)
                     record = crash_record(
                         task, "the worker process died while running this family (killed, "
@@ -289,17 +290,15 @@ def run_ray(tasks: Sequence[FamilyTask], devices: str, threads: int | None,
                 task = running.pop(reference)
                 try:
                     record = ray.get(reference)
-                except Exception as error:  # the Ray worker died, or the task could not run
+                except Exception as error:  # noqa: BLE001 - the Ray worker died or never ran
                     first_line = (str(error).strip().splitlines() or [""])[0]
                     record = crash_record(task, "the Ray task did not return "
                                           f"({type(error).__name__}: {first_line})")
                 on_result(record)
     except BaseException:
         for reference in running:
-            try:
+            with contextlib.suppress(Exception):  # already finished or gone
                 ray.cancel(reference, force=True)
-            except Exception:  # already finished or gone
-                pass
         raise
     finally:
         if started_here:

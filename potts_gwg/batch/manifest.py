@@ -128,7 +128,7 @@ def read_folder(folder: str | os.PathLike, msa_format: str | None = None) -> lis
     folder = Path(folder).resolve()
     families, seen = [], {}
     for path in sorted(folder.iterdir()):
-        name = path.name[:-3] if path.name.endswith(".gz") else path.name
+        name = path.name.removesuffix(".gz")
         suffix = Path(name).suffix.lower()
         if name.startswith(".") or not path.is_file() or suffix not in MSA_SUFFIXES:
             continue

@@ -6,18 +6,28 @@ import contextlib
 import datetime
 import errno
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, ResourceError
 from .executors import MEMORY_HEADROOM, parse_devices, plan_slots, run_local, run_ray
 from .manifest import FamilySpec, read_families, select_shard
 from .summary import SUMMARY_JSON, SUMMARY_PNG, SUMMARY_TSV, write_summary
-from .task import (DONE, ERROR, FamilyTask, RunSettings, _read_json, _write_json, base_record,
-                   finished_record, settings_hash)
+from .task import (
+    DONE,
+    ERROR,
+    FamilyTask,
+    RunSettings,
+    _read_json,
+    _write_json,
+    base_record,
+    finished_record,
+    settings_hash,
+)
 
 LOCK = ".lock"
 BATCH_JSON = "batch.json"
@@ -79,6 +89,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
         selected_ids = {family.id for family in selected}
         records: dict[str, dict] = {}
         to_run: list[FamilyTask] = []
+        for family in selected:
+            _check_family_folder(outdir, family)
         for family in families:
             folder = outdir / family.id
             if family.id not in selected_ids:
@@ -148,39 +160,116 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
 @contextlib.contextmanager
 def batch_lock(outdir: Path, shard: tuple[int, int] | None):
     """Hold ``OUTDIR/.lock``: exclusively for a whole batch, shared by the shards of one
-    (each shard also holds its own lock), so two batches never work on one folder."""
+    (each shard also holds ``.lock-shard-I-of-N`` exclusively), so two batches never work on
+    one folder; a second one gets a :class:`ResourceError` naming the holder.
+
+    ``flock`` locks belong to the open file, so the kernel drops them when the holder dies,
+    even by SIGKILL: a stale lock file never blocks the next run.
+    """
     import fcntl
 
+    holder = f"pid {os.getpid()} on {socket.gethostname()}, started " \
+        f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}"
     handles = []
     try:
-        names = [(LOCK, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)]
-        if shard:
-            names.append((f"{LOCK}-shard-{shard[0]}-of-{shard[1]}", fcntl.LOCK_EX))
-        for name, mode in names:
-            handle = open(outdir / name, "a+")
-            handles.append(handle)
-            try:
-                fcntl.flock(handle, mode | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise InputError(f"cannot lock {name} ({error.strerror}); the output "
-                                     "folder must be on a file system with file locks",
-                                     outdir) from None
-                handle.seek(0)
-                holder = handle.read().strip()
-                raise InputError(f"another potts-gwg batch is running on this output folder "
-                                 f"({holder or 'lock ' + name + ' is held'}); wait for it to "
-                                 "finish or choose another -o", outdir) from None
-            if mode == fcntl.LOCK_EX:
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"pid {os.getpid()} on {os.uname().nodename}"
-                             f"{f', shard {shard[0]}/{shard[1]}' if shard else ''}\n")
-                handle.flush()
+        main = _open_lock_file(outdir, LOCK)
+        handles.append(main)
+        if shard is None:
+            if not _try_flock(main, fcntl.LOCK_EX, outdir):
+                raise _in_use(outdir, _holders_of_folder(outdir, main))
+            _write_holder(main, holder)
+        else:
+            if not _try_flock(main, fcntl.LOCK_SH, outdir):  # a whole batch holds it
+                raise _in_use(outdir, [_read_holder(main)])
+            name = _shard_lock_name(*shard)
+            own = _open_lock_file(outdir, name)
+            handles.append(own)
+            if not _try_flock(own, fcntl.LOCK_EX, outdir):
+                raise _in_use(outdir, [_read_holder(own)])
+            _write_holder(own, f"shard {shard[0]}/{shard[1]}: {holder}")
         yield
     finally:
         for handle in reversed(handles):
             handle.close()
+
+
+def _shard_lock_name(index: int, count: int) -> str:
+    return f"{LOCK}-shard-{index}-of-{count}"
+
+
+def _open_lock_file(outdir: Path, name: str):
+    """Open (create) a lock file without following a symbolic link planted in its place."""
+    try:
+        descriptor = os.open(outdir / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        problem = "is a symbolic link; remove it" if error.errno == errno.ELOOP else \
+            f"cannot be opened ({error.strerror})"
+        raise InputError(f"the lock file {name} {problem}", outdir) from None
+    return os.fdopen(descriptor, "r+")
+
+
+def _try_flock(handle, mode: int, outdir: Path) -> bool:
+    """Take the lock without waiting; False if another process holds it."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+        return True
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise InputError(f"cannot lock {Path(handle.name).name} ({error.strerror}); the output "
+                         "folder must be on a file system with file locks", outdir) from None
+
+
+def _write_holder(handle, text: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(text + "\n")
+    handle.flush()
+
+
+def _read_holder(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip()
+
+
+def _holders_of_folder(outdir: Path, main) -> list[str]:
+    """Who holds ``OUTDIR/.lock``: a whole batch (exclusive: its pid is in the file) or
+    shards (shared: their pids are in the shard lock files they hold)."""
+    import fcntl
+
+    if not _try_flock(main, fcntl.LOCK_SH, outdir):
+        return [_read_holder(main)]
+    holders = []
+    for path in sorted(outdir.glob(f"{LOCK}-shard-*")):
+        try:
+            handle = _open_lock_file(outdir, path.name)
+        except InputError:
+            continue
+        with handle:
+            if not _try_flock(handle, fcntl.LOCK_SH, outdir):  # held: that shard is running
+                holders.append(_read_holder(handle))
+    return holders
+
+
+def _in_use(outdir: Path, holders: list[str]) -> ResourceError:
+    who = "; ".join(holder for holder in holders if holder) or f"its lock file {LOCK} is held"
+    return ResourceError(f"{outdir} is in use by another batch run ({who}); wait for it to "
+                         "finish or choose another -o")
+
+
+def _check_family_folder(outdir: Path, family: FamilySpec) -> None:
+    """OUTDIR/<id> must be (or become) a real folder: a symbolic link there would let the
+    family's outputs land outside OUTDIR."""
+    folder = outdir / family.id
+    if folder.is_symlink():
+        raise InputError(f"family {family.id}: the output folder {folder} is a symbolic link "
+                         f"(to {os.readlink(folder)}); a batch writes only into real folders "
+                         "inside its output folder: remove the link", family.source or None)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"family {family.id}: the output path {folder} is a file, not a "
+                         "folder: move it away", family.source or None)
 
 
 def _remove_temporary_files(outdir: Path) -> None:
@@ -226,7 +315,7 @@ def _schedule(tasks: list[FamilyTask], slots, announce):
             alignment = read_alignment(family.msa, format=family.format, query=family.query,
                                        query_index=family.query_index,
                                        query_file=family.query_file)
-        except Exception:  # the worker will report it properly
+        except Exception:  # noqa: BLE001 - the worker will report it properly
             estimates[family.id], costs[family.id] = 0, 0
             continue
         n, length = alignment.n_sequences, alignment.length

@@ -27,13 +27,15 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .. import __version__
 from ..atomic import atomic_open
+from ..device import is_out_of_memory, memory_estimate_scope, out_of_memory_error
 from ..errors import PottsError
+from ..fit.pcd import PcdSettings
 from ..fit.plm import PlmSettings
 from .manifest import FamilySpec
 
@@ -45,7 +47,6 @@ LOG = "log.txt"
 DONE = "done.json"
 ERROR = "error.json"
 EXIT_INTERNAL = 70
-EXIT_MEMORY = 3
 LOG_EVERY_SECONDS = 5.0
 # Set by a local worker whose thread count follows the load (see executors.run_local): returns
 # the torch threads this family should use now. Checked when a family starts and after every
@@ -61,6 +62,7 @@ class RunSettings:
     seed: int = 0
     theta: float = 0.8
     plm: PlmSettings = field(default_factory=PlmSettings)
+    pcd: PcdSettings = field(default_factory=PcdSettings)  # used by method gwg / gibbs
     max_memory: int | None = None       # a limit, not a setting of the result: not hashed
     contacts_format: str = "tsv"
     apc: bool = True
@@ -73,8 +75,9 @@ class RunSettings:
 
     def hashed(self) -> dict:
         """What decides the outputs (a change redoes the family on resume)."""
+        pcd = {} if self.method == "plm" else {"pcd": self.pcd.as_dict()}
         return {"fit": {"method": self.method, "seed": self.seed, "theta": self.theta,
-                        **self.plm.as_dict()},
+                        **self.plm.as_dict(), **pcd},
                 "contacts": {"format": self.contacts_format, "apc": self.apc,
                              "min_separation": self.min_separation,
                              "contact_map": self.contact_map}}
@@ -157,6 +160,11 @@ def output_names(settings: RunSettings) -> list[str]:
 
 def run_family(task: FamilyTask) -> dict:
     """Run one family end to end into ``OUTDIR/<id>/``; return its result record."""
+    with memory_estimate_scope():  # an out-of-memory failure quotes this family's estimate
+        return _run_family(task)
+
+
+def _run_family(task: FamilyTask) -> dict:
     start = time.perf_counter()
     family, settings = task.family, task.settings
     folder = Path(task.outdir) / family.id
@@ -178,7 +186,7 @@ def run_family(task: FamilyTask) -> dict:
         _write_json(folder / SETTINGS, resolved_settings(task))
         _run_stages(task, folder, record, log)
         record["status"] = "done"
-    except Exception as error:  # the family fails; the batch goes on
+    except Exception as error:  # noqa: BLE001 - the family fails; the batch goes on
         record.update(_failure(error))
         if log is not None:
             log(f"failed: {record['reason']} (exit {record['exit_code']}): {record['message']}")
@@ -200,7 +208,7 @@ def run_family(task: FamilyTask) -> dict:
                 log.close()
             _write_json(folder / ERROR, {"settings_hash": task.settings_hash,
                                          "result": record})
-    except Exception as error:  # the outputs folder itself is unusable (disk full, …)
+    except Exception as error:  # noqa: BLE001 - the outputs folder is unusable (disk full, …)
         record.update(_failure(error))
     finally:
         if log is not None:
@@ -248,7 +256,7 @@ def clear_family_folder(folder: Path, settings: RunSettings) -> None:
             pass
 
 
-def _run_stages(task: FamilyTask, folder: Path, record: dict, log: "_Log") -> None:
+def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None:
     from ..pipeline import FitOptions, contacts_stage, fit_stage
 
     family, settings = task.family, task.settings
@@ -256,7 +264,8 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: "_Log") -> No
                          format=family.format, query=family.query,
                          query_index=family.query_index, query_file=family.query_file,
                          theta=settings.theta, plm=settings.plm,
-                         max_memory=settings.max_memory)
+                         max_memory=settings.max_memory, pcd=settings.pcd,
+                         resume=True)  # a rerun continues a killed gwg/gibbs fit
     progress = _IterationLog(log, record)
     fit = fit_stage(family.msa, folder / MODEL, options, report=log, on_iteration=progress)
     record.update(L=fit.length, N=fit.n_sequences, Neff=round(fit.n_effective, 4),
@@ -289,9 +298,10 @@ def _failure(error: BaseException) -> dict:
     if isinstance(error, PottsError):
         return {"status": "failed", "message": str(error), "reason": type(error).__name__,
                 "exit_code": error.exit_code}
-    if isinstance(error, MemoryError):
-        return {"status": "failed", "message": "out of memory", "reason": "MemoryError",
-                "exit_code": EXIT_MEMORY}
+    if is_out_of_memory(error):
+        resource_error = out_of_memory_error(error)
+        return {"status": "failed", "message": str(resource_error),
+                "reason": type(resource_error).__name__, "exit_code": resource_error.exit_code}
     return {"status": "failed", "message": f"internal error ({type(error).__name__}: {error})",
             "reason": "internal", "exit_code": EXIT_INTERNAL,
             "traceback": "".join(traceback.format_exception(error))}
@@ -351,7 +361,7 @@ class _Log:
     """The family's log file: timestamped lines, flushed as they come."""
 
     def __init__(self, path: Path):
-        self.stream = open(path, "w")
+        self.stream = open(path, "w")  # noqa: SIM115 - open for the family's whole run
         self.start = time.perf_counter()
 
     def __call__(self, message: str) -> None:

@@ -5,15 +5,14 @@ J[i, j, a, b] = J[j, i, b, a] and J[i, i] = 0; ``alphabet`` a string of length q
 JSON string (method, hyperparameters, seed, Neff, query name and sequence, version).
 log p(x) = Σ_i h[i, x_i] + Σ_{i<j} J[i, j, x_i, x_j] − log Z.
 
-Loading uses ``numpy.load(allow_pickle=False)``: an object array (which would need
-unpickling) is refused before anything is executed.
+Loading goes through :func:`potts_gwg.io.npz.read_npz` (``allow_pickle=False``, headers checked
+against the stored bytes): nothing is unpickled or executed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from .npz import json_meta, read_npz
 
 REQUIRED_KEYS = ("h", "J", "alphabet", "meta")
 SYMMETRY_TOLERANCE = 1e-4
@@ -47,50 +47,23 @@ class PottsModel:
 def save_model(path: str | os.PathLike, model: PottsModel) -> Path:
     """Write ``model`` atomically to ``path`` (an existing file is replaced only on success)."""
     validate_model(model.h, model.J, model.alphabet, source=str(path))
-    with atomic_path(path, suffix=".npz") as temporary:
-        with open(temporary, "wb") as stream:
-            np.savez(stream, h=model.h.astype(np.float32), J=model.J.astype(np.float32),
-                     alphabet=np.array(model.alphabet), meta=np.array(json.dumps(model.meta)))
+    with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, h=model.h.astype(np.float32), J=model.J.astype(np.float32),
+                 alphabet=np.array(model.alphabet), meta=np.array(json.dumps(model.meta)))
     return Path(path)
 
 
 def load_model(path: str | os.PathLike) -> PottsModel:
     """Read and validate a model file; every problem is an :class:`InputError` naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("model file not found", path)
-    if not path.is_file():
-        raise InputError("not a file", path)
-    if not zipfile.is_zipfile(path):
-        raise InputError("not a model file (expected an .npz archive written by potts-gwg fit)",
-                         path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in REQUIRED_KEYS if key not in archive.files]
-            if missing:
-                raise InputError(f"model file lacks {', '.join(missing)} "
-                                 f"(has {', '.join(archive.files) or 'nothing'})", path)
-            h, J = archive["h"], archive["J"]
-            alphabet, meta_text = archive["alphabet"], archive["meta"]
-    except InputError:
-        raise
-    except ValueError as error:
-        if "pickle" in str(error).lower():
-            raise InputError("model file contains pickled objects; refused without loading "
-                             "them", path) from None
-        raise InputError(f"corrupt model file ({error})", path) from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as error:
-        raise InputError(f"corrupt model file ({error})", path) from None
+    arrays = read_npz(path, "model file")
+    missing = [key for key in REQUIRED_KEYS if key not in arrays]
+    if missing:
+        raise InputError(f"model file lacks {', '.join(missing)} "
+                         f"(has {', '.join(arrays) or 'nothing'})", path)
+    h, J, alphabet = arrays["h"], arrays["J"], arrays["alphabet"]
     if alphabet.dtype.kind != "U" or alphabet.ndim != 0:
         raise InputError("'alphabet' must be a single string", path)
-    if meta_text.dtype.kind != "U" or meta_text.ndim != 0:
-        raise InputError("'meta' must be a JSON string", path)
-    try:
-        meta = json.loads(str(meta_text))
-    except json.JSONDecodeError as error:
-        raise InputError(f"'meta' is not valid JSON ({error.msg})", path) from None
-    if not isinstance(meta, dict):
-        raise InputError("'meta' must be a JSON object", path)
+    meta = json_meta(arrays, path)
     alphabet = str(alphabet)
     validate_model(h, J, alphabet, source=str(path))
     return PottsModel(h=h.astype(np.float32), J=J.astype(np.float32), alphabet=alphabet,

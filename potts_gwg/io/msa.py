@@ -34,6 +34,7 @@ import numpy as np
 
 from ..alphabet import PROTEIN_ALPHABET, encoding_table, nonstandard_mask
 from ..errors import InputError
+from ..progress import progress_bar
 
 FORMATS = ("a3m", "fasta", "stockholm", "aln")
 FORMAT_ALIASES = {"a2m": "fasta"}
@@ -42,10 +43,14 @@ GAP_STATE = PROTEIN_ALPHABET.index("-")
 HHBLITS_ANNOTATIONS = frozenset({"ss_pred", "ss_conf", "ss_dssp", "sa_dssp"})
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+READ_BLOCK_BYTES = 16 * 2**20
+PROGRESS_EVERY_LINES = 2**16
 INSERT_BYTES = b"abcdefghijklmnopqrstuvwxyz."
 SEQUENCE_LINE = re.compile(rb"[A-Za-z.*-]+")
 
 _ENCODING = encoding_table(PROTEIN_ALPHABET)
+_ALLOWED_BYTE = _ENCODING >= 0
+_STATE_OF_BYTE = np.where(_ALLOWED_BYTE, _ENCODING, 255).astype(np.uint8)  # (256,) uint8
 _HEADERS = "headers"  # sniffed '>' records: a3m or fasta, decided by the row lengths
 
 
@@ -105,12 +110,14 @@ def sniff_format(path: str | os.PathLike) -> str:
 
 def read_alignment(path: str | os.PathLike, format: str | None = None, query: str | None = None,
                    query_index: int | None = None,
-                   query_file: str | os.PathLike | None = None) -> Alignment:
+                   query_file: str | os.PathLike | None = None,
+                   progress: bool | None = False) -> Alignment:
     """Read ``path`` and reduce it to the query columns, encoded (see the module docstring).
 
     The query is the first record unless ``query`` (a record name), ``query_index`` (1-based
     record number) or ``query_file`` (a FASTA file whose first record is the aligned query row,
     same width as the alignment, not counted as one of its sequences) says otherwise.
+    ``progress``: a bar on stderr while reading (None: only when stderr is a terminal).
     """
     path = os.fspath(path)
     given = [name for name, value in (("query", query), ("query_index", query_index),
@@ -118,9 +125,9 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
     if len(given) > 1:
         raise InputError(f"give at most one way to choose the query, not {' and '.join(given)}",
                          path)
-    lines = _read_lines(path)
+    lines = _read_lines(path, progress)
     kind = _normalise_format(path, format) if format is not None else _sniff(path, lines)
-    records = _parse(path, lines, kind)
+    records = _parse(path, lines, kind, progress)
     if not records:
         raise InputError("no sequences in the alignment", path)
     alignment_format = _fasta_or_a3m(records) if kind == _HEADERS else kind
@@ -146,44 +153,64 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
     kept = inserts.matrix[:, columns]
     return Alignment(
         path=path, format=alignment_format, names=names,
-        indices=_ENCODING[kept].astype(np.uint8),
+        indices=np.ascontiguousarray(_STATE_OF_BYTE[kept]),
         query_name=query_name,
         query_sequence=query_row[columns].tobytes().upper().decode("ascii"),
         query_record=query_record, msa_width=inserts.matrix.shape[1], column_indices=columns,
         n_nonstandard=int(nonstandard_mask(kept).sum()), insert_mode=inserts.mode)
 
 
-def _read_lines(path: str) -> list[bytes]:
+def _read_lines(path: str, progress: bool | None = False) -> list[bytes]:
     """The file's lines with surrounding whitespace stripped (gzip undone, CRLF accepted).
 
-    Raises InputError for anything that is not a readable, non-empty text file.
+    Read block by block (a progress bar over the bytes on disk when ``progress`` asks), so the
+    whole text and its lines are never held twice. Raises InputError for anything that is not
+    a readable, non-empty text file.
     """
     if not os.path.exists(path):
         raise InputError("no such file", path)
     if os.path.isdir(path):
         raise InputError("is a directory, not an alignment file", path)
+    lines: list[bytes] = []
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle, progress_bar(
+                total=os.fstat(handle.fileno()).st_size, desc="reading", unit="B",
+                enabled=progress) as bar:
             is_gzip = handle.read(2) == GZIP_MAGIC
             handle.seek(0)
-            data = gzip.GzipFile(fileobj=handle).read() if is_gzip else handle.read()
+            stream = gzip.GzipFile(fileobj=handle) if is_gzip else handle
+            unfinished: list[bytes] = []  # blocks of a line not yet ended by a newline
+            while block := stream.read(READ_BLOCK_BYTES):
+                cut = block.rfind(b"\n") + 1
+                if cut:
+                    _append_lines(path, lines, b"".join(unfinished) + block[:cut])
+                    unfinished.clear()
+                unfinished.append(block[cut:])
+                bar.update(handle.tell() - bar.n)
+            _append_lines(path, lines, b"".join(unfinished))
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise InputError(f"corrupt or truncated gzip data ({error})", path) from None
     except OSError as error:
         raise InputError(f"cannot read the file ({error.strerror or error})", path) from None
-    data = data.removeprefix(UTF8_BOM)
-    if not data.strip():
+    if not any(lines):
         raise InputError("empty file", path)
-    nul = data.find(b"\0")
+    return lines
+
+
+def _append_lines(path: str, lines: list[bytes], text: bytes) -> None:
+    """Check a block of whole lines (no NUL, UTF-8) and append its stripped lines."""
+    if not lines:
+        text = text.removeprefix(UTF8_BOM)
+    nul = text.find(b"\0")
     if nul >= 0:
         raise InputError("binary file (NUL byte), not an alignment", path,
-                         line=data.count(b"\n", 0, nul) + 1)
+                         line=len(lines) + text.count(b"\n", 0, nul) + 1)
     try:
-        data.decode("utf-8")
+        text.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputError(f"not a text file: byte 0x{data[error.start]:02x} is not UTF-8", path,
-                         line=data.count(b"\n", 0, error.start) + 1) from None
-    return [line.strip() for line in data.splitlines()]
+        raise InputError(f"not a text file: byte 0x{text[error.start]:02x} is not UTF-8", path,
+                         line=len(lines) + text.count(b"\n", 0, error.start) + 1) from None
+    lines.extend(line.strip() for line in text.splitlines())
 
 
 def _normalise_format(path: str, format: str) -> str:
@@ -221,35 +248,40 @@ def _fasta_or_a3m(records: list[_Record]) -> str:
     return "fasta" if len({record.raw_length() for record in records}) <= 1 else "a3m"
 
 
-def _parse(path: str, lines: list[bytes], kind: str) -> list[_Record]:
+def _parse(path: str, lines: list[bytes], kind: str, progress: bool | None = False
+           ) -> list[_Record]:
     if kind == "stockholm":
         return _parse_stockholm(path, lines)
     if kind == "aln":
         return [_Record(f"seq{k}", number, [(number, line)])
                 for k, (number, line) in enumerate(
                     ((number, line) for number, line in enumerate(lines, 1) if line), 1)]
-    return _parse_headers(path, lines)
+    return _parse_headers(path, lines, progress)
 
 
-def _parse_headers(path: str, lines: list[bytes]) -> list[_Record]:
+def _parse_headers(path: str, lines: list[bytes], progress: bool | None = False
+                   ) -> list[_Record]:
     """FASTA/a2m/a3m records; '#' lines and hhblits annotation records are not sequences.
 
     A header without any sequence line is an error (a truncated or broken file, usually).
     """
     records: list[_Record] = []
     current = None
-    for number, line in enumerate(lines, 1):
-        if not line or line.startswith(b"#"):
-            continue
-        if line.startswith(b">"):
-            name = _header_name(line, len(records) + 1)
-            current = _Record(name, number, [])
-            if not _is_annotation(name):
-                records.append(current)
-        elif current is None:
-            raise InputError("sequence line before the first '>' header", path, line=number)
-        else:
-            current.chunks.append((number, line))
+    with progress_bar(total=len(lines), desc="parsing", unit="line", enabled=progress) as bar:
+        for number, line in enumerate(lines, 1):
+            if not number % PROGRESS_EVERY_LINES:
+                bar.update(PROGRESS_EVERY_LINES)
+            if not line or line.startswith(b"#"):
+                continue
+            if line.startswith(b">"):
+                name = _header_name(line, len(records) + 1)
+                current = _Record(name, number, [])
+                if not _is_annotation(name):
+                    records.append(current)
+            elif current is None:
+                raise InputError("sequence line before the first '>' header", path, line=number)
+            else:
+                current.chunks.append((number, line))
     empty = next((record for record in records if not record.chunks), None)
     if empty is not None:
         raise InputError("header without a sequence", path, record=empty.name, line=empty.line)
@@ -288,7 +320,7 @@ def _parse_stockholm(path: str, lines: list[bytes]) -> list[_Record]:
 def _checked_rows(path: str, records: list[_Record]) -> list[bytes]:
     """The raw rows; InputError at the first character that is neither a letter nor -.*"""
     rows = [record.row() for record in records]
-    invalid = np.flatnonzero(_ENCODING[np.frombuffer(b"".join(rows), dtype=np.uint8)] < 0)
+    invalid = np.flatnonzero(~_ALLOWED_BYTE[np.frombuffer(b"".join(rows), dtype=np.uint8)])
     if invalid.size:
         ends = np.cumsum([len(row) for row in rows])
         k = int(np.searchsorted(ends, invalid[0], side="right"))

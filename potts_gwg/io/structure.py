@@ -216,7 +216,7 @@ def _parse(path: str | os.PathLike):
             structure = parser.get_structure("structure", io.StringIO(text))
             records = (_mmcif_unobserved(MMCIF2Dict(io.StringIO(text))) if is_mmcif
                        else _pdb_unobserved(structure.header))
-        except Exception as error:  # Biopython raises many types for malformed input
+        except Exception as error:  # noqa: BLE001 - Biopython raises many types for bad input
             detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
             raise InputError(f"cannot parse as {kind}: {detail}", path) from None
     models = list(structure)
@@ -262,14 +262,15 @@ def _read_text(path: str | os.PathLike) -> str:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as error:
             raise InputError(f"truncated or corrupt gzip data: {error}", path) from None
-    if not data.strip():
-        raise InputError("empty structure file", path)
     if b"\x00" in data:
         raise InputError("binary data, not a PDB or mmCIF structure", path)
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("not a text file, not a PDB or mmCIF structure", path) from None
+    if not text.strip():  # str.strip: also Unicode white space such as \x1c-\x1f, \x85
+        raise InputError("empty structure file", path)
+    return text
 
 
 def _is_amino_acid(residue) -> bool:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from potts_gwg.batch import parse_devices, parse_shard, plan_slots, read_families, select_shard
+from potts_gwg.batch import (
+    parse_devices,
+    parse_shard,
+    plan_slots,
+    read_families,
+    select_shard,
+)
 from potts_gwg.errors import DeviceError, InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +74,11 @@ def test_csv_manifest_with_query_index_column(tmp_path, msa):
     ("id\tmsa\n\ta.fasta\n", ["line 2", "empty id"]),
     ("id\tmsa\n../escape\ta.fasta\n", ["line 2", "not a safe folder name"]),
     ("id\tmsa\n/abs\ta.fasta\n", ["line 2", "not a safe folder name"]),
+    ("id\tmsa\n..\ta.fasta\n", ["line 2", "not a safe folder name"]),
+    ("id\tmsa\nsub/../../x\ta.fasta\n", ["line 2", "not a safe folder name"]),
+    ("id\tmsa\nsub/x\ta.fasta\n", ["line 2", "not a safe folder name"]),
+    ("id\tmsa\n..\\x\ta.fasta\n", ["line 2", "not a safe folder name"]),
+    ("id\tmsa\n~\ta.fasta\n", ["line 2", "not a safe folder name"]),
     ("id\tmsa\n.hidden\ta.fasta\n", ["line 2", "not a safe folder name"]),
     ("id\tmsa\na b\ta.fasta\n", ["line 2", "not a safe folder name"]),
     ("id\tmsa\nsummary.tsv\ta.fasta\n", ["line 2", "not a safe folder name"]),

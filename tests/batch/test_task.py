@@ -4,13 +4,23 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
 
-from potts_gwg.batch import (FamilySpec, FamilyTask, RunSettings, batch_lock, finished_record,
-                             run_family, settings_hash, write_summary)
-from potts_gwg.errors import InputError
+from potts_gwg.batch import (
+    FamilySpec,
+    FamilyTask,
+    RunSettings,
+    batch_lock,
+    finished_record,
+    run_family,
+    settings_hash,
+    write_summary,
+)
+from potts_gwg.errors import InputError, ResourceError
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.io.model_file import load_model
 
@@ -20,8 +30,8 @@ SETTINGS = RunSettings(plm=PlmSettings(max_iterations=5))
 
 
 def example_family(**changes) -> FamilySpec:
-    fields = dict(id="sh3", msa=str(EXAMPLE / "PF00018_2O9S.fasta"),
-                  structure=str(EXAMPLE / "2O9S_A.pdb"), chain="A")
+    fields = {"id": "sh3", "msa": str(EXAMPLE / "PF00018_2O9S.fasta"),
+              "structure": str(EXAMPLE / "2O9S_A.pdb"), "chain": "A"}
     fields.update(changes)
     return FamilySpec(**fields)
 
@@ -118,7 +128,7 @@ def test_a_bug_is_an_internal_failure_with_traceback(tmp_path, monkeypatch):
 
 
 def test_rerun_clears_stale_outputs_and_temporary_files(finished, tmp_path):
-    task, _ = finished
+    _task, _ = finished
     folder = tmp_path / "sh3"
     folder.mkdir()
     (folder / "done.json").write_text("{}")
@@ -149,20 +159,58 @@ def test_summary_tables_and_picture(finished, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_a_second_batch_on_the_same_folder_is_refused(tmp_path):
+def test_a_second_batch_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
+    in_use = f"{tmp_path} is in use by another batch run"
     with batch_lock(tmp_path, None):
-        with pytest.raises(InputError, match="another potts-gwg batch is running"):
-            with batch_lock(tmp_path, None):
-                pass
-        with pytest.raises(InputError, match="another potts-gwg batch"):
-            with batch_lock(tmp_path, (1, 2)):
-                pass
+        holder = (tmp_path / ".lock").read_text()
+        assert holder.startswith(f"pid {os.getpid()} on ") and ", started 20" in holder
+        with pytest.raises(ResourceError, match=re.escape(f"{in_use} (pid {os.getpid()} on ")), \
+                batch_lock(tmp_path, None):
+            pass
+        with pytest.raises(ResourceError, match=re.escape(in_use)), batch_lock(tmp_path, (1, 2)):
+            pass
     with batch_lock(tmp_path, (1, 2)), batch_lock(tmp_path, (2, 2)):  # shards share OUTDIR
-        with pytest.raises(InputError, match="shard 1/2"):
-            with batch_lock(tmp_path, (1, 2)):
-                pass
-        with pytest.raises(InputError):
-            with batch_lock(tmp_path, None):
-                pass
+        with pytest.raises(ResourceError, match=re.escape(f"{in_use} (shard 1/2: pid ")), \
+                batch_lock(tmp_path, (1, 2)):
+            pass
+        with pytest.raises(ResourceError) as caught, batch_lock(tmp_path, None):
+            pass
+        assert "(shard 1/2: pid" in str(caught.value) and "; shard 2/2: pid" in str(caught.value)
+    with batch_lock(tmp_path, (1, 2)):  # shard 2's file is left behind, not held: not named
+        with pytest.raises(ResourceError) as caught, batch_lock(tmp_path, None):
+            pass
+        assert "shard 1/2" in str(caught.value) and "shard 2/2" not in str(caught.value)
     with batch_lock(tmp_path, None):  # released
         pass
+
+
+def test_a_lock_file_replaced_by_a_symlink_is_not_followed(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / ".lock").symlink_to(outside)
+    with pytest.raises(InputError, match="lock file .lock is a symbolic link"), \
+            batch_lock(outdir, None):
+        pass
+    assert outside.read_text() == "keep me"
+
+
+def test_out_of_memory_fails_the_family_as_a_resource_error(tmp_path, monkeypatch):
+    import torch
+
+    from potts_gwg.device import note_memory_estimate
+
+    def fit_stage(*args, **kwargs):
+        note_memory_estimate(5 * 2**30, "a PLM fit of L=48, N=920")
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB.")
+
+    monkeypatch.setattr("potts_gwg.pipeline.fit_stage", fit_stage)
+    family = example_family()
+    record = run_family(task_for(family, tmp_path))
+    assert (record["status"], record["exit_code"], record["reason"]) == \
+        ("failed", 3, "ResourceError")
+    assert record["message"].startswith("out of memory on the GPU (tried to allocate 1.00 GiB); "
+                                        "a PLM fit of L=48, N=920 was estimated to need about "
+                                        "5.0 GiB; change: ")
+    assert json.loads((tmp_path / "sh3" / "error.json").read_text())["result"]["exit_code"] == 3

@@ -185,8 +185,8 @@ def test_second_batch_on_one_folder_is_refused(tmp_path):
     outdir.mkdir()
     with batch_lock(outdir, None):
         result = run("batch", manifest, "-o", outdir, *FAST)
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {outdir}: another potts-gwg batch is running")
+    assert result.exit_code == 3  # ResourceError: the folder is busy
+    assert result.stderr.startswith(f"error: {outdir} is in use by another batch run (pid ")
 
 
 def test_bad_manifest_is_one_line_error(tmp_path):

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.errors import InputError
+from potts_gwg.io import msa as msa_module
 from potts_gwg.io.msa import FORMATS, read_alignment, sniff_format
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "msa"
@@ -333,7 +334,7 @@ def test_real_families(family_id):
     assert elapsed < 2.0
 
 
-# --- properties ------------------------------------------------------------------------------
+# --- properties (examples per test: the hypothesis profile, tests/conftest.py) --------------
 
 MATCH_STATES = "ACDEFGHIKLMNPQRSTVWYBJOUXZ*-"
 INSERT_STATES = "acdefghiklmnpqrstvwyx."
@@ -410,7 +411,6 @@ def written_alignments(draw):
     return data, forced, (names if style != "aln" else None), rows
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(written_alignments())
 def test_round_trip_in_every_format(tmp_path_factory, example):
     data, forced, names, rows = example
@@ -428,7 +428,6 @@ def test_round_trip_in_every_format(tmp_path_factory, example):
 VALID_FILES = sorted(path for path in FIXTURES.iterdir() if path.name != "multiline_query.fasta")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=st.sampled_from(VALID_FILES),
        edits=st.lists(st.tuples(st.floats(0, 1), st.sampled_from(["replace", "insert", "delete"]),
                                 st.binary(min_size=1, max_size=3)), min_size=1, max_size=4),
@@ -453,3 +452,30 @@ def test_mutated_files_parse_or_raise_input_error(tmp_path_factory, source, edit
         assert source.name in str(error)
     else:
         assert alignment.indices.shape == (len(alignment.names), alignment.length)
+
+
+# --- reading in blocks -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("block_bytes", [1, 3, 7, 64])
+def test_block_boundaries_change_nothing(monkeypatch, tmp_path, block_bytes):
+    """Lines, CRLF pairs and multi-byte UTF-8 letters split across blocks read as one."""
+    expected = {path.name: read_alignment(path) for path in VALID_FILES}
+    utf8 = write(tmp_path, "utf8_name.fasta", ">caf\u00e9 \u00e9t\u00e9\nMKV\n>b\nMKL\n")
+    nul = write(tmp_path, "late_nul.fasta", b">a\nMKV\n>b\nMK\0V\n")
+    monkeypatch.setattr(msa_module, "READ_BLOCK_BYTES", block_bytes)
+    for path in VALID_FILES:
+        alignment = read_alignment(path)
+        assert alignment.names == expected[path.name].names
+        np.testing.assert_array_equal(alignment.indices, expected[path.name].indices)
+    assert read_alignment(utf8).names == ["caf\u00e9", "b"]
+    with pytest.raises(InputError, match=r"late_nul\.fasta, line 4: binary file"):
+        read_alignment(nul)
+
+
+def test_progress_bar_on_stderr_only_when_asked(capsys):
+    path = FIXTURES / "multiline.fasta"
+    read_alignment(path, progress=True)
+    assert "reading" in capsys.readouterr().err
+    read_alignment(path)
+    read_alignment(path, progress=None)  # stderr is not a terminal under pytest
+    assert capsys.readouterr().err == ""

@@ -13,8 +13,12 @@ import pytest
 from Bio.PDB import MMCIFIO, PDBParser
 
 from potts_gwg.errors import InputError
-from potts_gwg.io.structure import (ChainResidues, map_query_to_chain, query_distances,
-                                    read_chain)
+from potts_gwg.io.structure import (
+    ChainResidues,
+    map_query_to_chain,
+    query_distances,
+    read_chain,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT.parent / "shared" / "data"
@@ -230,6 +234,7 @@ def test_structure_of_another_protein():
     ("notes.txt", b"These are my notes, not a structure.\n"),
     ("empty.pdb", b""),
     ("blank.pdb", b"\n  \n"),
+    ("unicode_space.pdb", b"\x1c\x1f\n"),  # found by the fuzzer: was an IndexError
     ("binary.pdb", bytes(range(256)) * 4),
     ("latin.pdb", "ATOM caf\u00e9".encode("latin-1")),
     ("broken.cif", b"data_broken\nloop_\n_atom_site.id\n_atom_site.Cartn_x\n1\n"),

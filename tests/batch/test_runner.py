@@ -1,0 +1,116 @@
+"""The whole-batch runner: two real batch processes on one output folder, a SIGKILLed run's
+lock, and family folders that would lead outside the output folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from potts_gwg.cli.main import main
+
+from potts_gwg.batch import BatchOptions, RunSettings, batch_lock, run_batch
+from potts_gwg.errors import InputError
+from potts_gwg.fit.plm import PlmSettings
+
+EXAMPLE_MSA = Path(__file__).resolve().parents[2] / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
+LOCAL_CPU = ["--devices", "cpu", "--workers", "1", "--threads", "1"]
+
+
+def write_manifest(folder: Path, ids=("sh3",)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "manifest.tsv"
+    manifest.write_text("id\tmsa\n" + "".join(f"{name}\t{EXAMPLE_MSA}\n" for name in ids))
+    return manifest
+
+
+def batch_command(manifest: Path, outdir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "potts_gwg", "batch", str(manifest), "-o", str(outdir),
+            "--quiet", *LOCAL_CPU, *extra]
+
+
+def test_two_batch_processes_on_one_folder_and_a_killed_holder(tmp_path):
+    manifest = write_manifest(tmp_path / "input")
+    outdir = tmp_path / "out"
+    # The first run would fit for minutes (no convergence test). Once it holds the lock, its
+    # process group (the batch and its worker) is stopped, so that it does not compete for
+    # the CPU while the second run starts; at the end the batch process is SIGKILLed.
+    first = subprocess.Popen(batch_command(manifest, outdir, "--max-iterations", "100000",
+                                           "--tolerance", "0"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        lock = outdir / ".lock"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None and \
+                not (lock.exists() and lock.read_text().startswith(f"pid {first.pid} ")):
+            time.sleep(0.02)
+        os.killpg(first.pid, signal.SIGSTOP)
+        assert first.poll() is None, first.stderr.read()
+        holder = lock.read_text().strip()
+        assert re.fullmatch(rf"pid {first.pid} on \S+, started \d{{4}}-\d\d-\d\dT[0-9:]+\+00:00",
+                            holder), holder
+
+        second = subprocess.run(batch_command(manifest, outdir, "--max-iterations", "2"),
+                                capture_output=True, text=True, timeout=120, check=False,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert second.returncode == 3, second.stderr  # ResourceError: the folder is busy
+        assert second.stderr == f"error: {outdir.resolve()} is in use by another batch run " \
+            f"({holder}); wait for it to finish or choose another -o\n"
+        assert lock.read_text().strip() == holder  # the refused run changed nothing
+        assert not (outdir / "batch.json").exists()
+    finally:
+        first.kill()  # SIGKILL the batch process only; its worker dies with it
+        first.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGCONT)
+    # The kernel dropped the dead run's lock with its open files: the next run takes the
+    # folder at once, although the lock file still names the dead process.
+    assert lock.read_text().strip() == holder
+    with batch_lock(outdir.resolve(), None):
+        assert lock.read_text().startswith(f"pid {os.getpid()} ")
+
+
+def settings() -> RunSettings:
+    return RunSettings(plm=PlmSettings(max_iterations=2))
+
+
+@pytest.mark.parametrize("kind", ["symlink out", "symlink in", "file"])
+def test_family_folder_that_is_not_a_real_folder_is_refused(tmp_path, kind):
+    manifest = write_manifest(tmp_path / "input", ids=("a", "sh3"))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    if kind == "symlink out":
+        (outdir / "sh3").symlink_to(outside)
+    elif kind == "symlink in":  # would make two families share one folder
+        (outdir / "a").mkdir()
+        (outdir / "sh3").symlink_to(outdir / "a")
+    else:
+        (outdir / "sh3").write_text("not a folder")
+    with pytest.raises(InputError) as caught:
+        run_batch(manifest, outdir, settings(), BatchOptions(devices="cpu", progress=False))
+    message = str(caught.value)
+    assert message.startswith(f"{manifest}, line 3: family sh3: "), message
+    assert ("symbolic link" if kind.startswith("symlink") else "is a file") in message
+    assert list(outside.iterdir()) == []
+    assert not (outdir / "summary.tsv").exists() and not (outdir / "a" / "model.npz").exists()
+
+
+def test_cli_refuses_a_symlinked_family_folder_with_one_line(tmp_path):
+    manifest = write_manifest(tmp_path / "input")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "sh3").symlink_to(tmp_path)
+    result = CliRunner().invoke(main, ["batch", str(manifest), "-o", str(outdir), *LOCAL_CPU])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {manifest}, line 2: family sh3: the output folder ")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output

@@ -1,0 +1,195 @@
+"""The command group's fault handling: out of memory anywhere, SIGTERM and Ctrl-C part way
+(no partial output), and no network access by fit, contacts and batch."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from potts_gwg.cli.main import EXIT_INTERRUPTED, EXIT_TERMINATED, main
+
+from potts_gwg.device import note_memory_estimate
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "PF00018_2O9S"
+EXAMPLE_MSA = EXAMPLE / "PF00018_2O9S.fasta"
+EXAMPLE_PDB = EXAMPLE / "2O9S_A.pdb"
+CUDA_OOM_TEXT = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                 "79.19 GiB of which 1.25 GiB is free. Including non-PyTorch memory, this process "
+                 "has 77.93 GiB memory in use.")
+
+
+def run(*arguments):
+    return CliRunner().invoke(main, [str(argument) for argument in arguments])
+
+
+def assert_one_line_error(result, exit_code: int) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError(CUDA_OOM_TEXT),
+                                   torch.cuda.OutOfMemoryError(CUDA_OOM_TEXT)])
+def test_cuda_out_of_memory_in_fit_is_a_resource_error_with_the_estimate(tmp_path, monkeypatch,
+                                                                        error):
+    def stage(*args, **kwargs):
+        note_memory_estimate(12 * 2**30, "a PLM fit of L=48, N=920")
+        raise error
+
+    monkeypatch.setattr("potts_gwg.cli.fit.fit_stage", stage)
+    line = assert_one_line_error(run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz"), 3)
+    assert line.startswith("error: out of memory on the GPU (tried to allocate 2.00 GiB; "
+                           "1.25 GiB free of 79.19 GiB); a PLM fit of L=48, N=920 was estimated "
+                           "to need about 12.0 GiB; change: "), line
+    for advice in ("smaller alignment", "--device cpu", "--max-memory SIZE"):  # fit's options
+        assert advice in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_in_contacts_and_on_the_cpu(tmp_path, monkeypatch):
+    def gpu_stage(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError(CUDA_OOM_TEXT)
+
+    monkeypatch.setattr("potts_gwg.cli.contacts.contacts_stage", gpu_stage)
+    line = assert_one_line_error(run("contacts", tmp_path / "any.npz"), 3)
+    assert "out of memory on the GPU" in line and "estimated" not in line  # none was noted
+    # contacts has no option that would help: no advice to use options it does not have
+    assert line.endswith("; use a machine with more memory") and "--" not in line
+
+    def cpu_stage(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 96000000000 bytes.")
+
+    monkeypatch.setattr("potts_gwg.cli.fit.fit_stage", cpu_stage)
+    line = assert_one_line_error(run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz"), 3)
+    assert line.startswith("error: out of memory on the host (CPU memory) (tried to allocate "
+                           "89.4 GiB); change: a smaller alignment"), line
+    assert "--device cpu" not in line
+
+
+def test_other_runtime_errors_stay_internal_errors(tmp_path, monkeypatch):
+    def stage(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr("potts_gwg.cli.fit.fit_stage", stage)
+    line = assert_one_line_error(run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz"), 70)
+    assert "internal error (RuntimeError: shape mismatch)" in line
+
+
+@pytest.mark.parametrize("signum, exit_code, message", [
+    (signal.SIGTERM, EXIT_TERMINATED, "error: terminated (SIGTERM)"),
+    (signal.SIGINT, EXIT_INTERRUPTED, "error: interrupted"),
+])
+def test_a_signal_while_the_model_is_written_leaves_the_old_file(tmp_path, monkeypatch, signum,
+                                                                  exit_code, message):
+    output = tmp_path / "m.npz"
+    output.write_bytes(b"previous model")
+    real_savez = np.savez
+
+    def savez_then_signal(stream, **arrays):
+        real_savez(stream, **arrays)  # the whole archive is in the temporary file...
+        os.kill(os.getpid(), signum)  # ...when the signal arrives, before the rename
+
+    monkeypatch.setattr(np, "savez", savez_then_signal)
+    handler = signal.getsignal(signal.SIGTERM)
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--device", "cpu", "--max-iterations", "2",
+                 "--quiet")
+    assert result.exit_code == exit_code, result.output
+    assert result.stderr.splitlines()[-1] == message and "Traceback" not in result.output
+    assert [path.name for path in tmp_path.iterdir()] == ["m.npz"]
+    assert output.read_bytes() == b"previous model"
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored after the command
+
+
+def test_sigterm_during_a_fit_leaves_no_output(tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "-o",
+               str(outdir / "model.npz"), "--device", "cpu", "--threads", "1",
+               "--max-iterations", "100000", "--tolerance", "0"]  # minutes of fitting
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen = []
+    for line in process.stderr:  # progress lines: the fit is iterating
+        seen.append(line)
+        if "iteration" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    stdout, rest = process.communicate(timeout=60)
+    assert any("iteration" in line for line in seen), "".join(seen) + rest
+    assert process.returncode == EXIT_TERMINATED, rest
+    assert rest.splitlines()[-1] == "error: terminated (SIGTERM)" and "Traceback" not in rest
+    assert stdout == "" and list(outdir.iterdir()) == []
+
+
+# Refuses and records every attempt to reach the network: IP sockets, name lookups, connects.
+NETWORK_GUARD = '''
+import os
+import socket
+
+
+def arm(patch, log):
+    def refuse(what):
+        with open(log, "a") as stream:
+            stream.write(f"{os.getpid()} {what}\\n")
+        raise OSError(f"network access attempted: {what}")
+
+    class GuardedSocket(socket.socket):
+        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+            if fileno is None and family != socket.AF_UNIX:
+                refuse(f"socket({family!r})")
+            super().__init__(family, type, proto, fileno)
+
+    patch(socket, "socket", GuardedSocket)
+    patch(socket, "create_connection", lambda *a, **k: refuse(f"create_connection{a}"))
+    patch(socket, "getaddrinfo", lambda *a, **k: refuse(f"getaddrinfo{a}"))
+'''
+
+
+def test_fit_contacts_and_batch_never_touch_the_network(tmp_path, monkeypatch):
+    """In this process by monkeypatching; in the batch's worker processes (fresh
+    interpreters) by a sitecustomize module on PYTHONPATH that does the same."""
+    guard_dir = tmp_path / "guard"
+    guard_dir.mkdir()
+    log, armed = tmp_path / "network.log", tmp_path / "armed.log"
+    (guard_dir / "network_guard.py").write_text(NETWORK_GUARD)
+    (guard_dir / "sitecustomize.py").write_text(
+        f"import os\nimport network_guard\nnetwork_guard.arm(setattr, {str(log)!r})\n"
+        f"open({str(armed)!r}, 'a').write(f'{{os.getpid()}}\\n')\n")
+    spec = importlib.util.spec_from_file_location("network_guard", guard_dir / "network_guard.py")
+    network_guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(network_guard)
+    network_guard.arm(monkeypatch.setattr, str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(guard_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    import socket
+
+    with pytest.raises(OSError, match="network access attempted"):
+        socket.create_connection(("example.org", 80))
+    log.unlink()
+
+    model = tmp_path / "m.npz"
+    assert run("fit", EXAMPLE_MSA, "-o", model, "--device", "cpu", "--max-iterations", "5",
+               "--quiet").exit_code == 0
+    contacts = run("contacts", model, "--pdb", EXAMPLE_PDB, "--chain", "A", "-o",
+                   tmp_path / "c.tsv")
+    assert contacts.exit_code == 0, contacts.output
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(f"id\tmsa\tstructure\tchain\nsh3\t{EXAMPLE_MSA}\t{EXAMPLE_PDB}\tA\n")
+    batch = run("batch", manifest, "-o", tmp_path / "out", "--executor", "local", "--devices",
+                "cpu", "--workers", "1", "--threads", "1", "--max-iterations", "5", "--quiet")
+    assert batch.exit_code == 0, batch.output
+    assert (tmp_path / "out" / "sh3" / "evaluation.json").exists()
+    assert not log.exists(), log.read_text()
+    worker_pids = {int(line) for line in armed.read_text().split()}
+    assert worker_pids and os.getpid() not in worker_pids  # the worker ran guarded
