@@ -43,6 +43,15 @@ def dev_families(data: Path = SHARED_DATA) -> list[Family]:
     return families
 
 
+def select_families(ids: str | None) -> list[Family]:
+    """The dev families named in a comma-separated list (all of them for None), in order."""
+    families = dev_families()
+    if ids:
+        wanted = ids.split(",")
+        families = [family for family in families if family.id in wanted]
+    return families
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,

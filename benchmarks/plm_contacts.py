@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, dev_families, git_commit, machine_description,  # noqa: E402
+from common import (RESULTS, git_commit, machine_description, select_families,  # noqa: E402
                     timed_run)
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET  # noqa: E402
@@ -32,14 +32,20 @@ from potts_gwg.io.msa import read_alignment  # noqa: E402
 from potts_gwg.io.structure import query_distances  # noqa: E402
 
 
+PCD_META = ("init", "plm_seconds", "pcd_seconds", "stop_reason", "pearson_pairs",
+            "pearson_sites", "acceptance", "hyperparameters")
+
+
 def precision_summary(table: list[dict]) -> dict:
     return {f"P@{row['top']}_sep{row['min_separation']}": row["precision"] for row in table}
 
 
-def run_potts_gwg(family, device, threads, workdir: Path) -> dict:
-    model = workdir / f"{family.id}.npz"
-    fit = ["potts-gwg", "fit", str(family.msa), "-o", str(model), "--method", "plm",
-           "--device", device, "--seed", "0", "-q", *family.query_arguments]
+def run_potts_gwg(family, device, threads, workdir: Path, method: str = "plm",
+                  extra: tuple[str, ...] = ()) -> dict:
+    """`fit --method METHOD [extra]` then `contacts --pdb --json`, as child processes."""
+    model = workdir / f"{family.id}.{method}.npz"
+    fit = ["potts-gwg", "fit", str(family.msa), "-o", str(model), "--method", method,
+           "--device", device, "--seed", "0", "-q", *family.query_arguments, *extra]
     if threads:
         fit += ["--threads", str(threads)]
     status, stdout, stderr, seconds, peak = timed_run(fit)
@@ -59,6 +65,7 @@ def run_potts_gwg(family, device, threads, workdir: Path) -> dict:
             "wall_seconds": round(seconds + c_seconds, 2), "peak_memory_bytes": max(peak, c_peak),
             "n_effective": meta["n_effective"], "iterations": meta["iterations"],
             "converged": meta["converged"],
+            **{key: meta[key] for key in PCD_META if key in meta},
             **precision_summary(summary["precision"])}
 
 
@@ -101,10 +108,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path,
                         default=RESULTS / "plm_contacts.json")
     arguments = parser.parse_args()
-    families = dev_families()
-    if arguments.families:
-        wanted = arguments.families.split(",")
-        families = [family for family in families if family.id in wanted]
+    families = select_families(arguments.families)
     records = []
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)

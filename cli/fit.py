@@ -2,47 +2,72 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import sys
 import time
 
 import click
 
 from potts_gwg.fit.memory import format_bytes, parse_size
+from potts_gwg.fit.pcd import PcdProgress, PcdSettings
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.pipeline import FIT_METHODS, FitOptions, fit_stage
 
-from .options import device_option, msa_options, plm_options
+from .options import device_option, msa_options, pcd_options, plm_options
 
 
 class _ProgressPrinter:
-    """Progress on stderr: a tqdm bar on a terminal, a line every few seconds otherwise."""
+    """Progress on stderr: a tqdm bar on a terminal, a line every few seconds otherwise.
 
-    def __init__(self, max_iterations: int, quiet: bool):
+    Called as ``(iteration, objective, gradient_norm)`` by PLM and with a
+    :class:`PcdProgress` by gwg/gibbs; a PLM start of a PCD fit gets its own bar first.
+    """
+
+    def __init__(self, quiet: bool):
         self.quiet = quiet
         self.bar = None
+        self.phase = None
         self.last_line = 0.0
-        self.max_iterations = max_iterations
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
 
-            self.bar = tqdm(total=max_iterations, unit="it", desc="plm", file=sys.stderr)
-
-    def __call__(self, iteration: int, objective: float, gradient_norm: float) -> None:
+    def _show(self, phase: str, total: int, iteration: int, fields: dict[str, str]) -> None:
         if self.quiet:
             return
-        if self.bar is not None:
-            self.bar.n = min(iteration, self.max_iterations)
-            self.bar.set_postfix(objective=f"{objective:.6g}", grad=f"{gradient_norm:.3g}")
+        if sys.stderr.isatty():
+            if self.phase != phase:
+                self.close()
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="it", desc=phase, file=sys.stderr)
+                self.phase = phase
+            self.bar.n = min(iteration, total)
+            self.bar.set_postfix(fields)
             return
         now = time.monotonic()
-        if now - self.last_line >= 2.0 or iteration == 0:
-            self.last_line = now
-            click.echo(f"iteration {iteration:4d}  objective {objective:.6g}  "
-                       f"|gradient| {gradient_norm:.3g}", err=True)
+        if now - self.last_line >= 2.0 or self.phase != phase:
+            self.last_line, self.phase = now, phase
+            details = "  ".join(f"{key} {value}" for key, value in fields.items())
+            click.echo(f"{phase} iteration {iteration:5d}  {details}", err=True)
+
+    def plm(self, total: int):
+        def report(iteration: int, objective: float, gradient_norm: float) -> None:
+            self._show("plm", total, iteration, {"objective": f"{objective:.6g}",
+                                                 "|gradient|": f"{gradient_norm:.3g}"})
+        return report
+
+    def pcd(self, method: str, total: int):
+        def report(progress: PcdProgress) -> None:
+            self._show(method, total, progress.iteration, {
+                "pearson C": f"{progress.pearson_pairs:.3f}",
+                "pearson f1": f"{progress.pearson_sites:.3f}",
+                "log10 acceptance": f"{math.log10(max(progress.acceptance, 1e-12)):.2f}",
+                "s": f"{progress.seconds:.0f}"})
+        return report
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 @click.command(name="fit")
@@ -50,12 +75,16 @@ class _ProgressPrinter:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="MODEL.npz",
               help="Model file to write (default: <msa name>.npz in the current folder).")
 @click.option("--method", type=click.Choice(FIT_METHODS), default="plm", show_default=True,
-              help="plm = pseudo-likelihood, full batch, L-BFGS.")
+              help="plm = pseudo-likelihood, full batch, L-BFGS (fast, the standard). "
+                   "gwg / gibbs = maximum likelihood by persistent contrastive divergence "
+                   "with Gibbs-with-Gradients or Gibbs chains (slower; see README for when "
+                   "it pays off).")
 @device_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed, recorded in the model file.")
 @msa_options
-@plm_options
+@functools.partial(plm_options, per_method=True)
+@pcd_options
 @click.option("--lbfgs-history", type=click.IntRange(min=1), default=PlmSettings.history_size,
               show_default=True,
               help="L-BFGS memory (pairs of vectors kept, each the size of J): fewer saves "
@@ -67,8 +96,9 @@ class _ProgressPrinter:
               help="CPU threads for torch (default: torch's choice, all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def command(msa, output, method, device, seed, msa_format, query, query_index, query_file,
-            theta, lambda_h, lambda_j, max_iterations, tolerance, lbfgs_history, max_memory,
-            threads, quiet):
+            theta, lambda_h, lambda_j, max_iterations, tolerance, init, chains, steps,
+            learning_rate, lambda_group, target_pearson, max_time, checkpoint_interval, resume,
+            lbfgs_history, max_memory, threads, quiet):
     """Fit a Potts model to the alignment MSA and write it as an .npz model file.
 
     MSA may be a3m, a2m/FASTA, Stockholm or PSICOV .aln, gzipped or not. The model holds
@@ -80,21 +110,47 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
 
         torch.set_num_threads(threads)
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    pcd = method != "plm"
+    plm_defaults, pcd_defaults = PlmSettings(), PcdSettings()
+    plm_settings = PlmSettings(
+        lambda_h=lambda_h,
+        lambda_j=plm_defaults.lambda_j if lambda_j is None or pcd else lambda_j,
+        max_iterations=max_iterations if max_iterations and not pcd
+        else plm_defaults.max_iterations,
+        tolerance=tolerance, history_size=lbfgs_history)
+    pcd_settings = PcdSettings(
+        sampler=method if pcd else "gwg", n_chains=chains, steps=steps,
+        learning_rate=learning_rate, lambda_h=lambda_h,
+        lambda_j=pcd_defaults.lambda_j if lambda_j is None else lambda_j,
+        lambda_group=lambda_group,
+        max_iterations=max_iterations or pcd_defaults.max_iterations, max_time=max_time,
+        target_pearson=None if target_pearson >= 1 else target_pearson)
     options = FitOptions(
         method=method, device=device, seed=seed, format=msa_format, query=query,
-        query_index=query_index, query_file=query_file, theta=theta,
-        plm=PlmSettings(lambda_h=lambda_h, lambda_j=lambda_j, max_iterations=max_iterations,
-                        tolerance=tolerance, history_size=lbfgs_history),
-        max_memory=parse_size(max_memory) if max_memory else None)
-    progress = _ProgressPrinter(max_iterations, quiet)
+        query_index=query_index, query_file=query_file, theta=theta, plm=plm_settings,
+        max_memory=parse_size(max_memory) if max_memory else None, pcd=pcd_settings,
+        init=init, checkpoint_interval=checkpoint_interval or None, resume=resume,
+        progress=False if quiet else None)
+    progress = _ProgressPrinter(quiet)
     try:
-        summary = fit_stage(msa, output, options, report=report, on_iteration=progress)
+        summary = fit_stage(msa, output, options, report=report,
+                            on_iteration=progress.plm(plm_settings.max_iterations),
+                            on_pcd_iteration=progress.pcd(method, pcd_settings.max_iterations))
     finally:
         progress.close()
-    state = "converged" if summary.converged else "stopped at --max-iterations"
+    if pcd:
+        state = {"target_pearson": "reached --target-pearson",
+                 "max_iterations": "stopped at --max-iterations",
+                 "max_time": "stopped at --max-time"}[summary.stop_reason]
+        pairs, sites = (f"{value:.3f}" if value is not None else "n/a"
+                        for value in (summary.pearson_pairs, summary.pearson_sites))
+        fit_details = f"{summary.iterations} updates ({state}), Pearson C {pairs}, f1 {sites}"
+    else:
+        state = "converged" if summary.converged else "stopped at --max-iterations"
+        fit_details = (f"{summary.iterations} iterations ({state}), objective "
+                       f"{summary.objective:.6g}")
     peak = f", peak GPU memory {format_bytes(summary.peak_memory_bytes)}" \
         if summary.peak_memory_bytes else ""
     click.echo(f"fit {method}: N={summary.n_sequences} L={summary.length} "
-               f"Neff={summary.n_effective:.1f}, {summary.iterations} iterations ({state}), "
-               f"objective {summary.objective:.6g}, {summary.seconds:.1f} s on "
+               f"Neff={summary.n_effective:.1f}, {fit_details}, {summary.seconds:.1f} s on "
                f"{summary.device}{peak} -> {summary.output}")

@@ -34,25 +34,82 @@ def device_option(function):
         help="Where to compute; auto takes a GPU when present and says so.")(function)
 
 
-def plm_options(function):
-    """The sequence-weight and PLM settings shared by ``fit`` and ``batch``."""
+def plm_options(function, per_method: bool = False):
+    """The sequence-weight and PLM settings shared by ``fit`` and ``batch``.
+
+    ``per_method``: --max-iterations and --lambda-j default to None, meaning the chosen
+    method's default (``fit`` offers PCD methods whose defaults differ from PLM's).
+    """
+    from potts_gwg.fit.pcd import PcdSettings
     from potts_gwg.fit.plm import PlmSettings
 
+    if per_method:
+        iterations_help = (f"Iterations at most: L-BFGS for plm (default "
+                           f"{PlmSettings.max_iterations}), parameter updates for gwg/gibbs "
+                           f"(default {PcdSettings.max_iterations}).")
+        lambda_j_help = (f"L2 penalty on the couplings J, per (L - 1) as in CCMpred "
+                         f"(default {PlmSettings.lambda_j} for plm, {PcdSettings.lambda_j} "
+                         f"for gwg/gibbs).")
+    else:
+        iterations_help = "L-BFGS iterations at most."
+        lambda_j_help = "L2 penalty on the couplings J, per (L - 1) as in CCMpred."
     for option in reversed([
         click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
                      show_default=True, help="Identity threshold of the sequence weights."),
         click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01,
                      show_default=True, help="L2 penalty on the fields h."),
-        click.option("--lambda-j", type=click.FloatRange(min=0.0), default=0.2,
-                     show_default=True,
-                     help="L2 penalty on the couplings J, per (L - 1) as in CCMpred."),
+        click.option("--lambda-j", type=click.FloatRange(min=0.0),
+                     default=None if per_method else PlmSettings.lambda_j,
+                     show_default=not per_method, help=lambda_j_help),
         click.option("--max-iterations", type=click.IntRange(min=1),
-                     default=PlmSettings.max_iterations, show_default=True,
-                     help="L-BFGS iterations at most."),
+                     default=None if per_method else PlmSettings.max_iterations,
+                     show_default=not per_method, help=iterations_help),
         click.option("--tolerance", type=click.FloatRange(min=0.0),
                      default=PlmSettings.tolerance, show_default=True,
-                     help="Stop when the objective fell by less than this fraction over the "
-                          "last 5 iterations (CCMpred's rule)."),
+                     help="plm: stop when the objective fell by less than this fraction over "
+                          "the last 5 iterations (CCMpred's rule)."),
+    ]):
+        function = option(function)
+    return function
+
+
+def pcd_options(function):
+    """Settings of the maximum-likelihood (gwg/gibbs) fits."""
+    from potts_gwg.fit.pcd import PcdSettings
+    from potts_gwg.pipeline import DEFAULT_CHECKPOINT_INTERVAL, PCD_INITS
+
+    defaults = PcdSettings()
+    for option in reversed([
+        click.option("--init", default="plm", show_default=True,
+                     metavar="|".join(PCD_INITS) + "|MODEL.npz",
+                     help="gwg/gibbs: start from the PLM fit, from the independent-site model "
+                          "(J = 0), or from a model file fitted to the same query columns "
+                          "(e.g. an earlier `fit --method plm`)."),
+        click.option("--chains", type=click.IntRange(min=2), default=defaults.n_chains,
+                     show_default=True, help="gwg/gibbs: persistent chains."),
+        click.option("--steps", type=click.IntRange(min=1),
+                     help="gwg/gibbs: sampler steps (one site per chain each) per update "
+                          "[default: L/10, at least 10]."),
+        click.option("--learning-rate", type=click.FloatRange(min=0.0, min_open=True),
+                     default=defaults.learning_rate, show_default=True,
+                     help="gwg/gibbs: Adam step size."),
+        click.option("--lambda-group", type=click.FloatRange(min=0.0),
+                     default=defaults.lambda_group, show_default=True,
+                     help="gwg/gibbs: group-L1 penalty on each pair's coupling block."),
+        click.option("--target-pearson", type=click.FloatRange(0.0, 1.0), 
+                     default=defaults.target_pearson, show_default=True,
+                     help="gwg/gibbs: stop when the Pearson correlation of model and data "
+                          "connected correlations (chains' statistics averaged over 10 "
+                          "updates, after 10 sweeps) reaches this (1 = never)."),
+        click.option("--max-time", type=click.FloatRange(min=0.0), metavar="SECONDS",
+                     help="gwg/gibbs: stop after this much fitting time (across resumes)."),
+        click.option("--checkpoint-interval", type=click.FloatRange(min=0.0),
+                     default=DEFAULT_CHECKPOINT_INTERVAL, show_default=True,
+                     metavar="SECONDS",
+                     help="gwg/gibbs: write OUTPUT's .checkpoint.npz this often."),
+        click.option("--resume", is_flag=True,
+                     help="gwg/gibbs: continue from OUTPUT's .checkpoint.npz if there is one "
+                          "(same MSA and settings; stop criteria may change)."),
     ]):
         function = option(function)
     return function

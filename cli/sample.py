@@ -40,11 +40,17 @@ MAX_SEED = 2 ** 63 - 1
                    "sequences.  [default: drawn at random, and recorded]")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where the chains run; auto takes a CUDA GPU when there is one.")
+@click.option("--compare-msa", type=click.Path(dir_okay=False), metavar="MSA",
+              help="Also report how well the samples reproduce this alignment's weighted "
+                   "one-site frequencies and pair connected correlations (Pearson); the "
+                   "query is the record named in the model's meta, else the first.")
+@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
+              show_default=True, help="Identity threshold of the --compare-msa weights.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr (only when it is a terminal).")
 def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains: int | None,
             burn_in: int | None, thin: int | None, seed: int | None, device: str,
-            progress: bool) -> None:
+            compare_msa: str | None, theta: float, progress: bool) -> None:
     """Sample sequences from the Potts model in MODEL (an .npz written by `potts-gwg fit`).
 
     Chains start from uniformly random sequences. A step changes at most one position, so
@@ -97,3 +103,23 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
                f"({chains} chains, burn-in {burn_in}, thin {thin}, seed {seed}, {where}): "
                f"acceptance {diagnostics.acceptance_rate:.3f}, ESS(energy) {ess}, "
                f"{diagnostics.seconds:.1f} s -> {output}")
+    if compare_msa is not None:
+        pairs, sites = _agreement_with(compare_msa, model, samples.flatten(0, 1), theta)
+        click.echo(f"samples vs {compare_msa}: Pearson of connected correlations C_ij "
+                   f"{pairs:.3f}, of one-site frequencies {sites:.3f}")
+
+
+def _agreement_with(msa_path: str, model, samples: torch.Tensor,
+                    theta: float) -> tuple[float, float]:
+    """Pearson (pairs, sites) of the samples' statistics vs the alignment's weighted ones."""
+    from potts_gwg.fit.statistics import statistics_agreement
+    from potts_gwg.io.msa import read_alignment
+    from potts_gwg.weights import sequence_weights
+
+    alignment = read_alignment(msa_path, query=model.meta.get("query_name"))
+    if alignment.length != model.length:
+        raise InputError(f"alignment has L={alignment.length} query columns but the model "
+                         f"has L={model.length}", msa_path)
+    data = torch.as_tensor(alignment.indices).long()
+    weights = sequence_weights(data, model.n_states, theta)
+    return statistics_agreement(samples.cpu(), data, model.n_states, weights)

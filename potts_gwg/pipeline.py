@@ -7,28 +7,40 @@ Both write atomically and return paths, so a batch runner can call them and resu
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from . import __version__
 from .alphabet import PROTEIN_ALPHABET
+from .atomic import remove_stale_temporaries
 from .contacts import contact_scores, frobenius_scores
 from .device import device_description, resolve_device
 from .errors import InputError
-from .fit.memory import check_plm_fits
-from .fit.plm import PlmSettings, fit_plm
+from .fit.checkpoint import (
+    checkpoint_path,
+    data_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .fit.memory import check_fit_memory
+from .fit.pcd import PcdSettings, fit_pcd, initial_state
+from .fit.plm import PlmSettings, fit_plm, initial_fields
 from .io.contact_formats import write_contacts
 from .io.model_file import PottsModel, load_model, save_model
 from .io.msa import read_alignment
 from .weights import effective_number, sequence_weights
 
-FIT_METHODS = ("plm",)
+FIT_METHODS = ("plm", "gwg", "gibbs")
+PCD_INITS = ("plm", "independent")
+DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds
 Reporter = Callable[[str], None]
 
 
@@ -46,6 +58,11 @@ class FitOptions:
     theta: float = 0.8
     plm: PlmSettings = field(default_factory=PlmSettings)
     max_memory: int | None = None
+    pcd: PcdSettings = field(default_factory=PcdSettings)  # gwg/gibbs; sampler = method
+    init: str = "plm"                  # gwg/gibbs start: the PLM fit, or independent sites
+    checkpoint_interval: float | None = DEFAULT_CHECKPOINT_INTERVAL
+    resume: bool = False
+    progress: bool | None = False      # bars while reading and weighting (None: on a terminal)
 
 
 @dataclass
@@ -56,51 +73,67 @@ class FitSummary:
     n_effective: float
     iterations: int
     converged: bool
-    objective: float
+    objective: float | None
     seconds: float
     device: str
     peak_memory_bytes: int | None
+    stop_reason: str = ""
+    pearson_pairs: float | None = None
+    pearson_sites: float | None = None
+    resumed_from: int | None = None   # iteration of the checkpoint a PCD fit resumed from
 
 
 def default_model_path(msa_path: str | os.PathLike) -> Path:
     """``family.a3m.gz`` -> ``family.npz`` in the current folder."""
     name = Path(msa_path).name
-    if name.endswith(".gz"):
-        name = name[:-3]
+    name = name.removesuffix(".gz")
     stem = Path(name).stem or "model"
     return Path(f"{stem}.npz")
 
 
 def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
               options: FitOptions, report: Reporter = lambda message: None,
-              on_iteration=None) -> FitSummary:
-    """Read, weight, fit and write the model file; return what was done."""
+              on_iteration=None, on_pcd_iteration=None) -> FitSummary:
+    """Read, weight, fit and write the model file; return what was done.
+
+    ``on_iteration(iteration, objective, gradient_norm)`` follows PLM (also the PLM start
+    of a PCD fit); ``on_pcd_iteration(PcdProgress)`` follows a gwg/gibbs fit.
+    """
     if options.method not in FIT_METHODS:
         raise InputError(f"--method {options.method}: unknown fit method "
                          f"(available: {', '.join(FIT_METHODS)})")
+    if options.init not in PCD_INITS and not str(options.init).endswith(".npz"):
+        raise InputError(f"--init {options.init}: unknown start (available: "
+                         f"{', '.join(PCD_INITS)}, or a model file MODEL.npz)")
     start = time.perf_counter()
     device = resolve_device(options.device, announce=report)
     torch.manual_seed(options.seed)
     alignment = read_alignment(msa_path, format=options.format, query=options.query,
-                               query_index=options.query_index, query_file=options.query_file)
+                               query_index=options.query_index, query_file=options.query_file,
+                               progress=options.progress)
     n_states = len(PROTEIN_ALPHABET)
-    check_plm_fits(alignment.n_sequences, alignment.length, n_states,
-                   options.plm.history_size, device, options.max_memory)
+    pcd = options.method != "plm"
+    check_fit_memory(alignment.n_sequences, alignment.length, n_states,
+                     options.plm.history_size, device, options.max_memory,
+                     pcd_chains=options.pcd.n_chains if pcd else None,
+                     plm_init=options.init == "plm")
     report(f"read {msa_path}: {alignment.format}, N={alignment.n_sequences}, "
            f"L={alignment.length}, query {alignment.query_name}")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    weights = sequence_weights(alignment.indices, n_states, options.theta, device=device)
+    weights = sequence_weights(alignment.indices, n_states, options.theta, device=device,
+                               progress=options.progress)
     n_effective = effective_number(weights)
     report(f"weights: Neff={n_effective:.1f} (theta={options.theta}), "
            f"Neff/L={n_effective / alignment.length:.2f}")
-    result = fit_plm(alignment.indices, weights, n_states, options.plm, device=device,
-                     on_iteration=on_iteration)
+    output = Path(output) if output is not None else default_model_path(msa_path)
+    for leftover in remove_stale_temporaries(output):
+        report(f"removed {leftover}, left by an earlier run that was killed while writing")
     meta = {
         "method": options.method,
         "version": __version__,
         "seed": options.seed,
-        "hyperparameters": {"theta": options.theta, **options.plm.as_dict()},
+        "hyperparameters": {"theta": options.theta},
         "msa": str(msa_path),
         "msa_format": alignment.format,
         "query_name": alignment.query_name,
@@ -109,18 +142,108 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
         "n_effective": round(n_effective, 4),
         "length": alignment.length,
         "n_nonstandard": alignment.n_nonstandard,
-        "iterations": result.iterations,
-        "converged": result.converged,
-        "objective": result.objective,
     }
-    output = Path(output) if output is not None else default_model_path(msa_path)
-    save_model(output, PottsModel(h=result.h, J=result.J, alphabet=PROTEIN_ALPHABET, meta=meta))
+    indices = torch.as_tensor(alignment.indices).to(device=device, dtype=torch.long)
+    resumed_from = None
+    if pcd:
+        h, J, summary, resumed_from = _fit_by_pcd(indices, weights, n_states, options, output, device,
+                                    report, on_iteration, on_pcd_iteration)
+    else:
+        result = fit_plm(indices, weights, n_states, options.plm, device=device,
+                         on_iteration=on_iteration)
+        h, J = result.h, result.J
+        summary = {"iterations": result.iterations, "converged": result.converged,
+                   "objective": result.objective}
+    meta["hyperparameters"].update(summary.pop("hyperparameters", options.plm.as_dict()))
+    meta.update(summary)
+    save_model(output, PottsModel(h=h, J=J, alphabet=PROTEIN_ALPHABET, meta=meta))
+    if pcd:
+        checkpoint_path(output).unlink(missing_ok=True)  # the model file supersedes it
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     return FitSummary(output=output, n_sequences=alignment.n_sequences,
                       length=alignment.length, n_effective=n_effective,
-                      iterations=result.iterations, converged=result.converged,
-                      objective=result.objective, seconds=time.perf_counter() - start,
-                      device=device_description(device), peak_memory_bytes=peak)
+                      iterations=meta["iterations"], converged=meta["converged"],
+                      objective=meta.get("objective"), seconds=time.perf_counter() - start,
+                      device=device_description(device), peak_memory_bytes=peak,
+                      stop_reason=meta.get("stop_reason", ""),
+                      pearson_pairs=meta.get("pearson_pairs"),
+                      pearson_sites=meta.get("pearson_sites"),
+                      resumed_from=resumed_from)
+
+
+def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
+                options: FitOptions, output: Path, device: torch.device, report: Reporter,
+                on_iteration, on_pcd_iteration):
+    """The gwg/gibbs branch of :func:`fit_stage`: start (PLM, independent sites, or a
+    checkpoint), run PCD with periodic checkpoints, return (h, J, meta fields)."""
+    settings = dataclasses.replace(options.pcd, sampler=options.method)
+    checkpoint = checkpoint_path(output)
+    for leftover in remove_stale_temporaries(checkpoint):
+        report(f"removed {leftover}, left by an earlier run that was killed while writing")
+    fingerprint = data_fingerprint(indices, weights)
+    state = resumed_from = None
+    if options.resume and checkpoint.exists():
+        state, start_meta = load_checkpoint(checkpoint, settings, fingerprint, device)
+        resumed_from = state.iteration
+        report(f"resuming from {checkpoint} at iteration {state.iteration} "
+               f"({state.seconds:.1f} s of fitting done)")
+    elif options.resume:
+        report(f"no checkpoint at {checkpoint}; starting afresh")
+    elif checkpoint.exists():
+        report(f"replacing the old checkpoint {checkpoint} (use --resume to continue it)")
+    if state is None:
+        if options.init == "plm":
+            report("start: PLM fit")
+            plm = fit_plm(indices, weights, n_states, options.plm, device=device,
+                          on_iteration=on_iteration)
+            h0, J0 = torch.from_numpy(plm.h), torch.from_numpy(plm.J)
+            start_meta = {"init": "plm", "plm": options.plm.as_dict(),
+                          "plm_iterations": plm.iterations, "plm_seconds": round(plm.seconds, 3)}
+        elif options.init == "independent":
+            length = indices.shape[1]
+            h0 = initial_fields(indices, weights, n_states).cpu()
+            J0 = torch.zeros(length, length, n_states, n_states)
+            start_meta = {"init": "independent"}
+        else:
+            h0, J0, start_meta = _start_from_model(options.init, indices.shape[1])
+        state = initial_state(h0.to(device), J0.to(device), indices, weights, settings,
+                              options.seed)
+        del J0
+        if options.checkpoint_interval is not None:
+            save_checkpoint(checkpoint, state, settings, fingerprint, start_meta)
+
+    def on_checkpoint(snapshot) -> None:
+        save_checkpoint(checkpoint, snapshot, settings, fingerprint, start_meta)
+
+    result = fit_pcd(indices, weights, n_states, state, settings,
+                     on_iteration=on_pcd_iteration, on_checkpoint=on_checkpoint,
+                     checkpoint_interval=options.checkpoint_interval)
+    return result.h, result.J, {
+        **start_meta,
+        "hyperparameters": settings.as_dict(),
+        "iterations": result.iterations,
+        "converged": result.stop_reason == "target_pearson",
+        "stop_reason": result.stop_reason,
+        "pcd_seconds": round(result.seconds, 3),
+        "pearson_pairs": _finite_or_none(result.pearson_pairs),
+        "pearson_sites": _finite_or_none(result.pearson_sites),
+        "acceptance": _finite_or_none(result.acceptance),
+    }, resumed_from
+
+
+def _start_from_model(path: str, length: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(h, J) of a model file fitted to the same query columns, e.g. an earlier PLM fit."""
+    model = load_model(path)
+    if model.alphabet != PROTEIN_ALPHABET or model.length != length:
+        raise InputError(f"--init: model has L={model.length} over {model.alphabet!r}; this "
+                         f"alignment needs L={length} over {PROTEIN_ALPHABET!r}", path)
+    return (torch.from_numpy(model.h), torch.from_numpy(model.J),
+            {"init": str(path), "init_method": model.meta.get("method")})
+
+
+def _finite_or_none(value: float, digits: int = 5) -> float | None:
+    """JSON has no NaN: a diagnostic never computed (no update made) is null."""
+    return round(value, digits) if math.isfinite(value) else None
 
 
 @dataclass

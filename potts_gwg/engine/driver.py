@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -30,6 +30,19 @@ class Diagnostics:
     seconds: float                # wall time of the stepping loop
 
 
+def prepare_run(n_samples: int, burn_in: int, thin: int, generator: torch.Generator | None,
+                device: torch.device) -> torch.Generator:
+    """Check a run's lengths; return ``generator``, or a fresh randomly seeded one on
+    ``device`` when it is None. Shared by every chain driver."""
+    if n_samples < 1 or burn_in < 0 or thin < 1:
+        raise ValueError(f"need n_samples >= 1, burn_in >= 0, thin >= 1; got {n_samples}, "
+                         f"{burn_in}, {thin}")
+    if generator is None:
+        generator = torch.Generator(device=device)
+        generator.seed()
+    return generator
+
+
 def run_chains(sampler: Sampler, model: EnergyModel, x0: Tensor, n_samples: int,
                burn_in: int = 0, thin: int = 1, generator: torch.Generator | None = None,
                progress: bool = True,
@@ -44,12 +57,7 @@ def run_chains(sampler: Sampler, model: EnergyModel, x0: Tensor, n_samples: int,
     reproducible; ``None`` uses a fresh, randomly seeded one. The progress bar goes to
     stderr and only when it is a terminal.
     """
-    if n_samples < 1 or burn_in < 0 or thin < 1:
-        raise ValueError(f"need n_samples >= 1, burn_in >= 0, thin >= 1; got {n_samples}, "
-                         f"{burn_in}, {thin}")
-    if generator is None:
-        generator = torch.Generator(device=x0.device)
-        generator.seed()
+    generator = prepare_run(n_samples, burn_in, thin, generator, x0.device)
     statistic = statistic or (lambda state: state.log_prob)
     state = sampler.init(model, x0)
     batch = state.x.shape[0]

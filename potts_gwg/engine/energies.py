@@ -310,3 +310,8 @@ class LocalFieldEnergy(EnergyModel):
     def update_fields(self, fields: Tensor, sites: Tensor, old: Tensor, new: Tensor) -> Tensor:
         """``fields`` after the change (a new tensor; zero change where ``old == new``)."""
         return self.field_delta(sites, old, new).add_(fields)
+
+    def log_prob_from_fields(self, x: Tensor, fields: Tensor) -> Tensor:
+        """f(x) ``(B,)`` given F of x; models that can read f off F override this to save
+        recomputing it (default: from scratch)."""
+        return self.log_prob_indices(x)

@@ -75,9 +75,11 @@ class PottsEnergy(LocalFieldEnergy):
         return self.h + summed.view(x.shape[0], self.n_sites, self.n_states)
 
     def log_prob_indices(self, x: Tensor) -> Tensor:
-        # f = Σ_i h[i, x_i] + ½ Σ_i Σ_j J[i, j, x_i, x_j] = ½ Σ_i (h[i, x_i] + F[i, x_i]):
         # L coupling rows per chain instead of the (L·q)² matmul of the relaxed formula.
-        fields = self.local_fields(x)
+        return self.log_prob_from_fields(x, self.local_fields(x))
+
+    def log_prob_from_fields(self, x: Tensor, fields: Tensor) -> Tensor:
+        # f = Σ_i h[i, x_i] + ½ Σ_i Σ_j J[i, j, x_i, x_j] = ½ Σ_i (h[i, x_i] + F[i, x_i]).
         index = x.unsqueeze(-1)
         at_x = fields.gather(2, index) + self.h.expand_as(fields).gather(2, index)
         return 0.5 * at_x.sum((1, 2))

@@ -12,6 +12,7 @@ import re
 
 import torch
 
+from ..device import note_memory_estimate
 from ..errors import InputError, ResourceError
 
 FLOAT_BYTES = 4
@@ -23,6 +24,12 @@ WEIGHTS_CHUNK_BYTES = 256 * 2**20
 PLM_COUPLING_COPIES = 8
 # (N, L·q) float32 arrays: logits, log-probabilities and their gradients, one-hot for weights.
 PLM_SEQUENCE_COPIES = 5
+# Coupling-sized arrays of a PCD fit: the parameters, two Adam moments, the data's and the
+# chains' pair frequencies (the latter becomes the gradient), their sum over the diagnostic
+# window, and transient copies while the chains' energy is built and while J is returned.
+PCD_COUPLING_COPIES = 10
+# (B, L·q) float32 arrays per chain: local fields, proposal differences, one-hot rows.
+PCD_CHAIN_COPIES = 4
 SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -37,14 +44,33 @@ def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int) -
     return coupling_arrays + per_sequence + weights_chunk
 
 
-def largest_length(n_sequences: int, n_states: int, history_size: int, budget: int) -> int:
-    """The largest L whose PLM fit stays within ``budget`` bytes (0 if none)."""
+def fit_bytes(n_sequences: int, length: int, n_states: int, history_size: int,
+              pcd_chains: int | None = None, plm_init: bool = True) -> int:
+    """Peak bytes of a fit: PLM (``pcd_chains`` None), or PCD with that many chains, after
+    a PLM fit when ``plm_init`` (the two peaks do not overlap: PLM frees its arrays)."""
+    plm = plm_bytes(n_sequences, length, n_states, history_size)
+    if pcd_chains is None:
+        return plm
+    parameters = (length * n_states) ** 2
+    pcd = (PCD_COUPLING_COPIES * parameters * FLOAT_BYTES
+           + pcd_chains * length * n_states * FLOAT_BYTES * PCD_CHAIN_COPIES
+           + n_sequences * length * (INDEX_BYTES + n_states * FLOAT_BYTES)
+           + min(WEIGHTS_CHUNK_BYTES, FLOAT_BYTES * n_sequences ** 2))
+    return max(plm, pcd) if plm_init else pcd
+
+
+def largest_length(n_sequences: int, n_states: int, history_size: int, budget: int,
+                   pcd_chains: int | None = None, plm_init: bool = True) -> int:
+    """The largest L whose fit stays within ``budget`` bytes (0 if none)."""
+    def needed(length: int) -> int:
+        return fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init)
+
     low, high = 0, 1
-    while plm_bytes(n_sequences, high, n_states, history_size) <= budget:
+    while needed(high) <= budget:
         low, high = high, high * 2
     while high - low > 1:
         middle = (low + high) // 2
-        if plm_bytes(n_sequences, middle, n_states, history_size) <= budget:
+        if needed(middle) <= budget:
             low = middle
         else:
             high = middle
@@ -83,19 +109,23 @@ def format_bytes(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
-def check_plm_fits(n_sequences: int, length: int, n_states: int, history_size: int,
-                   device: torch.device, max_memory: int | None = None) -> int:
+def check_fit_memory(n_sequences: int, length: int, n_states: int, history_size: int,
+                     device: torch.device, max_memory: int | None = None,
+                     pcd_chains: int | None = None, plm_init: bool = True) -> int:
     """Return the estimate, or raise :class:`ResourceError` saying what would fit."""
-    needed = plm_bytes(n_sequences, length, n_states, history_size)
+    needed = fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init)
+    kind = "a PLM fit" if pcd_chains is None else f"a PCD fit with {pcd_chains} chains"
     available = available_bytes(device)
     budget = min(available, max_memory) if max_memory is not None else available
     if needed > budget:
         limit = "--max-memory" if max_memory is not None and max_memory < available else \
             f"free memory on {device}"
-        fits = largest_length(n_sequences, n_states, history_size, budget)
+        fits = largest_length(n_sequences, n_states, history_size, budget, pcd_chains,
+                              plm_init)
         raise ResourceError(
-            f"a PLM fit of L={length}, N={n_sequences} needs about {format_bytes(needed)} but "
+            f"{kind} of L={length}, N={n_sequences} needs about {format_bytes(needed)} but "
             f"{limit} is {format_bytes(budget)}; the largest L that fits with this N is "
             f"{fits} (use a GPU with more memory, a shorter alignment, or a larger "
             f"--max-memory if memory is really free)")
+    note_memory_estimate(needed, f"{kind} of L={length}, N={n_sequences}")
     return needed

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from potts_gwg.errors import InputError, ResourceError
-from potts_gwg.fit.memory import (check_plm_fits, largest_length, parse_size, plm_bytes)
+from potts_gwg.fit.memory import check_fit_memory, largest_length, parse_size, plm_bytes
 
 
 def test_estimate_grows_with_length_and_sequences():
@@ -26,7 +26,7 @@ def test_synthetic_l1000_fits_an_80_gb_gpu_by_the_estimate():
 
 def test_refusal_names_estimate_and_largest_length():
     with pytest.raises(ResourceError, match=r"needs about .* the largest L that fits .* is \d+"):
-        check_plm_fits(5000, 1000, 21, 10, torch.device("cpu"), max_memory=2**30)
+        check_fit_memory(5000, 1000, 21, 10, torch.device("cpu"), max_memory=2**30)
 
 
 @pytest.mark.parametrize("text, expected", [("8G", 8 * 2**30), ("512M", 512 * 2**20),

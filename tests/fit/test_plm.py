@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
@@ -11,16 +9,7 @@ import torch
 from potts_gwg.contacts import zero_sum_gauge
 from potts_gwg.fit.plm import PlmSettings, _PlmObjective, fit_plm
 
-
-def symmetric_couplings(length, n_states, seed, scale=0.5):
-    generator = torch.Generator().manual_seed(seed)
-    E = torch.randn(length * n_states, length * n_states, generator=generator,
-                    dtype=torch.float64) * scale
-    E = 0.5 * (E + E.T)
-    blocks = E.view(length, n_states, length, n_states)
-    for i in range(length):
-        blocks[i, :, i, :] = 0.0
-    return E
+from .known_models import exact_samples, symmetric_couplings
 
 
 def brute_force_objective(x, weights, h, J, lambda_h, lambda_j):
@@ -76,19 +65,6 @@ def test_gradient_matches_finite_differences_along_symmetric_directions():
     minus, _ = objective.value_and_gradient(point - step * direction)
     numerical = (plus - minus) / (2 * step)
     assert float(gradient.dot(direction)) == pytest.approx(numerical, rel=1e-6)
-
-
-def exact_samples(h, J, n_samples, seed):
-    """Draw from p(x) ∝ exp(Σ h + Σ_{i<j} J) by enumerating all q^L states."""
-    length, n_states = h.shape
-    states = np.array(list(itertools.product(range(n_states), repeat=length)))
-    log_p = h[np.arange(length), states].sum(axis=1)
-    for i in range(length):
-        for j in range(i + 1, length):
-            log_p += J[i, j, states[:, i], states[:, j]]
-    p = np.exp(log_p - log_p.max())
-    rng = np.random.default_rng(seed)
-    return states[rng.choice(len(states), size=n_samples, p=p / p.sum())]
 
 
 def test_fit_recovers_known_couplings():

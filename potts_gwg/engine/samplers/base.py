@@ -68,8 +68,11 @@ class Sampler(ABC):
         """Validate ``x0`` (the shape contract of ``model``) and build the chain state."""
         x = model.validate_state(x0)
         with torch.no_grad():
-            fields = model.local_fields(x) if self.uses_fields(model) else None
-            return ChainState(x=x, log_prob=model.log_prob_indices(x), fields=fields)
+            if self.uses_fields(model):  # f from F: one pass over the couplings, not two
+                fields = model.local_fields(x)
+                return ChainState(x=x, log_prob=model.log_prob_from_fields(x, fields),
+                                  fields=fields)
+            return ChainState(x=x, log_prob=model.log_prob_indices(x))
 
     @abstractmethod
     def step(self, model: EnergyModel, state: ChainState,

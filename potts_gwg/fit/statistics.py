@@ -1,0 +1,96 @@
+"""One- and two-site statistics of sequences, and how well a model reproduces the data's.
+
+Pure functions on ``(N, L)`` index tensors. Two-site frequencies are held as one symmetric
+``(L·q, L·q)`` matrix F2[(i, a), (j, b)] = Σ_n w_n [x_ni = a][x_nj = b] / Σ_n w_n, the same
+layout as the couplings of :class:`~potts_gwg.engine.potts.PottsEnergy`, so a PCD gradient
+is a difference of two such matrices. The diagonal blocks F2[(i, ·), (i, ·)] hold the
+one-site frequencies on their diagonal and are never used as pair statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+DEFAULT_CHUNK_BYTES = 256 * 2**20
+
+
+def one_hot_rows(indices: Tensor, n_states: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``(N, L)`` indices -> ``(N, L·q)`` one-hot rows in ``dtype``."""
+    return torch.nn.functional.one_hot(indices.long(), n_states).flatten(1).to(dtype)
+
+
+def site_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = None) -> Tensor:
+    """Weighted one-site frequencies ``(L, q)``; ``weights`` (N,) default uniform."""
+    n_sequences, length = indices.shape
+    if weights is None:
+        weights = torch.ones(n_sequences, dtype=torch.float32, device=indices.device)
+    counts = torch.zeros(length, n_states, dtype=torch.float32, device=indices.device)
+    counts.scatter_add_(1, indices.long().T, weights.to(torch.float32).expand(length, -1))
+    return counts / weights.sum()
+
+
+def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = None,
+                     chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Tensor:
+    """Weighted two-site frequencies as a symmetric ``(L·q, L·q)`` matrix (see module doc).
+
+    Row (i, a) is the weighted sum of the one-hot rows of the sequences with x_i = a: one
+    ``embedding_bag`` over the one-hot rows, grouped by the row each sequence picks at each
+    site. That is N·L·(L·q) additions, q times fewer than the one-hot matrix product, and
+    exact for integer counts. Chunked over sequences so at most ``chunk_bytes`` of one-hot
+    rows are held at once.
+    """
+    n_sequences, length = indices.shape
+    width = length * n_states
+    if weights is None:
+        weights = torch.ones(n_sequences, dtype=torch.float32, device=indices.device)
+    weights = weights.to(torch.float32)
+    total = torch.zeros(width, width, dtype=torch.float32, device=indices.device)
+    site_offsets = torch.arange(length, device=indices.device) * n_states
+    rows_per_chunk = max(1, chunk_bytes // (4 * width))
+    for start in range(0, n_sequences, rows_per_chunk):
+        chunk = indices[start:start + rows_per_chunk].long()
+        picked = (chunk + site_offsets).reshape(-1)
+        order = torch.argsort(picked, stable=True)
+        members = order // length                    # the sequence behind each pick
+        counts = torch.bincount(picked, minlength=width)
+        total += torch.nn.functional.embedding_bag(
+            members, one_hot_rows(chunk, n_states), torch.cumsum(counts, 0) - counts,
+            mode="sum", per_sample_weights=weights[start:start + rows_per_chunk][members])
+    return total / weights.sum()
+
+
+def pair_mask(length: int, n_states: int, device: torch.device | str | None = None) -> Tensor:
+    """Bool ``(L·q, L·q)``: True on the blocks of pairs i < j (each pair once)."""
+    sites = torch.arange(length, device=device).repeat_interleave(n_states)
+    return sites[:, None] < sites[None, :]
+
+
+def connected_correlations(pairs: Tensor, sites: Tensor, mask: Tensor) -> Tensor:
+    """C_ij(a, b) = f_ij(a, b) − f_i(a) f_j(b) over the pairs selected by ``mask``, flat."""
+    flat_sites = sites.reshape(-1)
+    return (pairs - flat_sites[:, None] * flat_sites[None, :])[mask]
+
+
+def pearson(first: Tensor, second: Tensor) -> float:
+    """Pearson correlation of two flat tensors (float64 accumulation)."""
+    first = first.double() - first.double().mean()
+    second = second.double() - second.double().mean()
+    denominator = float(first.norm() * second.norm())
+    return float(first @ second) / denominator if denominator > 0 else float("nan")
+
+
+def statistics_agreement(samples: Tensor, data: Tensor, n_states: int,
+                         data_weights: Tensor | None = None) -> tuple[float, float]:
+    """How well ``samples`` (M, L) reproduce ``data`` (N, L): Pearson correlations of their
+    connected correlations C_ij(a, b) over all pairs i < j, and of their one-site
+    frequencies (the two numbers adabmDCA reports). Returns (pairs, sites)."""
+    mask = pair_mask(data.shape[1], n_states, device=data.device)
+    data_sites = site_frequencies(data, n_states, data_weights)
+    data_pairs = connected_correlations(pair_frequencies(data, n_states, data_weights),
+                                        data_sites, mask)
+    sample_sites = site_frequencies(samples, n_states)
+    sample_pairs = connected_correlations(pair_frequencies(samples, n_states), sample_sites,
+                                          mask)
+    return (pearson(sample_pairs, data_pairs),
+            pearson(sample_sites.flatten(), data_sites.flatten()))

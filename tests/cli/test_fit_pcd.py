@@ -1,0 +1,143 @@
+"""`potts-gwg fit --method gwg|gibbs`: model files, checkpoints and resume (also after SIGKILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from potts_gwg.cli.main import main
+
+from potts_gwg.fit.checkpoint import checkpoint_path
+from potts_gwg.fit.pcd import PcdSettings
+from potts_gwg.io.model_file import load_model
+from potts_gwg.pipeline import FitOptions, fit_stage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_MSA = REPO_ROOT / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
+SMALL = ["--init", "independent", "--chains", "64", "--steps", "3", "--device", "cpu",
+         "--threads", "1", "--quiet"]
+
+
+def run(*arguments):
+    return CliRunner().invoke(main, [str(argument) for argument in arguments])
+
+
+@pytest.mark.parametrize("method", ["gwg", "gibbs"])
+def test_fit_writes_a_model_whose_meta_says_how(tmp_path, method):
+    output = tmp_path / "sh3.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", method, "--seed", "4",
+                 "--max-iterations", "6", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert f"fit {method}:" in result.stdout and "6 updates (stopped at --max-iterations)" \
+        in result.stdout
+    model = load_model(output)
+    meta = model.meta
+    assert meta["method"] == method and meta["seed"] == 4 and meta["init"] == "independent"
+    assert meta["hyperparameters"]["sampler"] == method
+    assert meta["hyperparameters"]["n_chains"] == 64 and meta["iterations"] == 6
+    assert 0.0 < meta["pearson_sites"] <= 1.0 and not checkpoint_path(output).exists()
+    assert run("contacts", output, "-o", tmp_path / "c.tsv").exit_code == 0
+
+
+def options(**changes) -> FitOptions:
+    pcd = PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
+    return FitOptions(method="gwg", device="cpu", seed=2, init="independent", pcd=pcd,
+                      checkpoint_interval=1e-9, **changes)
+
+
+def interrupted_fit(output: Path, at_iteration: int) -> None:
+    """A fit that Ctrl-C stops at an iteration, leaving the checkpoint of the one before."""
+    def interrupt(progress):
+        if progress.iteration == at_iteration:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_stage(EXAMPLE_MSA, output, options(), on_pcd_iteration=interrupt)
+
+
+def test_interrupted_fit_resumes_to_the_same_model(tmp_path, single_thread):
+    whole = fit_stage(EXAMPLE_MSA, tmp_path / "whole.npz", options())
+    output = tmp_path / "cut.npz"
+    interrupted_fit(output, at_iteration=7)
+    assert checkpoint_path(output).exists() and not output.exists()
+    resumed = fit_stage(EXAMPLE_MSA, output, options(resume=True))
+    assert resumed.resumed_from == 6 and resumed.iterations == 12
+    first, second = load_model(whole.output), load_model(output)
+    assert np.array_equal(first.h, second.h) and np.array_equal(first.J, second.J)
+    assert not checkpoint_path(output).exists()
+
+
+def test_resume_after_sigkill_ends_identical(tmp_path):
+    command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "--method", "gibbs",
+               "--max-iterations", "60", "--seed", "9", "--checkpoint-interval", "0.01",
+               *SMALL]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    reference = tmp_path / "reference.npz"
+    subprocess.run([*command, "-o", str(reference)], check=True, env=environment)
+    output = tmp_path / "killed.npz"
+    process = subprocess.Popen([*command, "-o", str(output)], env=environment)
+    deadline = time.monotonic() + 120
+    while not checkpoint_path(output).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint_path(output).exists(), "no checkpoint was written before the kill"
+    if output.exists():
+        pytest.skip("the fit finished before it could be killed on this machine")
+    finished = subprocess.run([*command, "-o", str(output), "--resume"], env=environment,
+                              capture_output=True, text=True, check=False)
+    assert finished.returncode == 0, finished.stderr
+    first, second = load_model(reference), load_model(output)
+    assert np.array_equal(first.h, second.h) and np.array_equal(first.J, second.J)
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_resume_with_other_settings_is_refused_clearly(tmp_path, single_thread):
+    output = tmp_path / "cut.npz"
+    interrupted_fit(output, at_iteration=3)
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", "--seed", "2",
+                 "--max-iterations", "12", "--resume", *SMALL[:2], "--chains", "128",
+                 *SMALL[4:])
+    assert result.exit_code == 2
+    assert "checkpoint settings differ" in result.stderr and "n_chains 64 -> 128" \
+        in result.stderr
+    assert "Traceback" not in result.output and not output.exists()
+
+
+def test_help_explains_the_ml_options():
+    result = run("fit", "--help")
+    for option in ("--method", "--init", "--chains", "--steps", "--learning-rate",
+                   "--lambda-group", "--target-pearson", "--max-time",
+                   "--checkpoint-interval", "--resume"):
+        assert option in result.output
+
+
+def test_init_from_a_model_file(tmp_path, example_model):
+    output = tmp_path / "ml.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", "--max-iterations", "3",
+                 *SMALL[2:], "--init", example_model)
+    assert result.exit_code == 0, result.output
+    meta = load_model(output).meta
+    assert meta["init"] == str(example_model) and meta["init_method"] == "plm"
+
+
+def test_init_from_a_model_of_other_columns_is_refused(tmp_path):
+    from potts_gwg.io.model_file import PottsModel, save_model
+
+    other = tmp_path / "other.npz"
+    save_model(other, PottsModel(h=np.zeros((5, 21), np.float32),
+                                 J=np.zeros((5, 5, 21, 21), np.float32),
+                                 alphabet="ACDEFGHIKLMNPQRSTVWY-"))
+    output = tmp_path / "ml.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", *SMALL[2:],
+                 "--init", other)
+    assert result.exit_code == 2 and "L=5" in result.stderr and "L=48" in result.stderr
+    assert not output.exists()
