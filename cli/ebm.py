@@ -1,0 +1,282 @@
+"""``potts-gwg ebm``: train, sample and evaluate energy-based models on discrete data."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from potts_gwg.atomic import atomic_open
+from potts_gwg.device import resolve_device
+from potts_gwg.errors import InputError
+
+from .options import device_option
+
+MAX_SEED = 2 ** 63 - 1
+
+
+@click.group(name="ebm")
+def command() -> None:
+    """Energy-based models on binary or categorical data: PCD training with GWG or Gibbs
+    chains, sampling, and AIS evaluation.
+
+    DATA is an .npz with a 'train' array (examples × sites, integers) and optionally 'test',
+    'n_states' and 'image_shape' (see data/digits/SOURCE.md; data/digits/digits.npz is the
+    shipped example).
+
+    \b
+    Example:
+      potts-gwg ebm train data/digits/digits.npz --energy mlp --iterations 2000 -o digits.npz
+      potts-gwg ebm sample digits.npz -n 64 --png samples.png
+      potts-gwg ebm eval digits.npz --ais --data data/digits/digits.npz
+    """
+
+
+def _seed(seed: int | None) -> int:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
+    return secrets.randbelow(2 ** 31) if seed is None else seed
+
+
+def _progress_option(function):
+    return click.option("--progress/--no-progress", default=True, show_default=True,
+                        help="Progress bar on stderr (only when it is a terminal).")(function)
+
+
+@command.command(name="train")
+@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Model file (.npz) to write; it is also the checkpoint --resume reads.")
+@click.option("--energy", type=click.Choice(["mlp", "resnet", "rbm"]), default="mlp",
+              show_default=True, help="mlp / resnet: f = net(x) + log p_base(x); rbm: binary "
+                                      "RBM with the hidden units summed out.")
+@click.option("--hidden", type=int, default=256, show_default=True,
+              help="Hidden units (MLP, RBM) or channels (ResNet).")
+@click.option("--depth", type=int, default=2, show_default=True,
+              help="Hidden layers (MLP) or residual blocks (ResNet).")
+@click.option("--base/--no-base", default=True, show_default=True,
+              help="Add the independent-sites base distribution at the data marginals.")
+@click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
+              help="gwg: Gibbs-With-Gradients; gibbs: random-scan Gibbs (one site per step).")
+@click.option("--steps", type=int, default=40, show_default=True,
+              help="Sampler steps per parameter update.")
+@click.option("--iterations", type=int, required=True,
+              help="Parameter updates in all (a resumed run continues up to this number).")
+@click.option("--batch-size", type=int, default=100, show_default=True,
+              help="Data examples and chains per update.")
+@click.option("--buffer-size", type=int, default=1000, show_default=True,
+              help="Persistent chains in the replay buffer.")
+@click.option("--reinit-rate", type=float, default=0.0, show_default=True,
+              help="Fraction of an update's chains restarted from the base distribution.")
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True,
+              help="Adam learning rate.")
+@click.option("--ema-decay", type=float, default=0.99, show_default=True,
+              help="Decay of the parameters' moving average (used by sample and eval).")
+@click.option("--checkpoint-every", type=int, default=0, show_default=True,
+              help="Also write the model file every this many updates (0: only at the end).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in the existing model file -o (its settings and random "
+                   "state; the options above except --iterations and --checkpoint-every are "
+                   "ignored).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed (weights, data batches, chains); recorded in the model file. "
+                   "[default: drawn at random]")
+@device_option
+@_progress_option
+def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, base: bool,
+          sampler: str, steps: int, iterations: int, batch_size: int, buffer_size: int,
+          reinit_rate: float, learning_rate: float, ema_decay: float, checkpoint_every: int,
+          resume: bool, seed: int | None, device: str, progress: bool) -> None:
+    """Train an energy model on DATA by persistent contrastive divergence."""
+    from potts_gwg.ebm.data import load_dataset
+    from potts_gwg.ebm.modelfile import load_model_file, save_model_file
+    from potts_gwg.ebm.networks import EnergySpec, IndependentSites, build_energy
+    from potts_gwg.ebm.trainer import PCDTrainer, TrainConfig
+
+    if iterations < 1 or checkpoint_every < 0:
+        raise InputError(f"need --iterations >= 1 and --checkpoint-every >= 0, got "
+                         f"{iterations}, {checkpoint_every}")
+    dataset = load_dataset(data_path)
+    data = torch.from_numpy(dataset.train)
+    if resume:
+        saved = load_model_file(output)
+        if (saved.spec.n_sites, saved.spec.n_states) != (dataset.n_sites, dataset.n_states):
+            raise InputError(f"the model has {saved.spec.n_sites} sites × "
+                             f"{saved.spec.n_states} states, the data {dataset.n_sites} × "
+                             f"{dataset.n_states}", data_path)
+        where = resolve_device(device)
+        spec, trainer = saved.spec, saved.trainer(data, where)
+    else:
+        spec = EnergySpec(energy=energy, n_sites=dataset.n_sites, n_states=dataset.n_states,
+                          hidden=hidden, depth=depth, base=base,
+                          image_shape=dataset.image_shape)
+        spec.check()
+        config = TrainConfig(sampler=sampler, steps=steps, batch_size=batch_size,
+                             buffer_size=buffer_size, reinit_rate=reinit_rate,
+                             learning_rate=learning_rate, ema_decay=ema_decay, seed=_seed(seed))
+        config.check()
+        where = resolve_device(device)
+        base_distribution = IndependentSites.from_data(data, dataset.n_states).to(where)
+        model = build_energy(spec, base_distribution.cpu(), config.seed).to(where)
+        trainer = PCDTrainer(model, data.to(where), base_distribution, config)
+    extra = {"data": str(data_path)}
+
+    def checkpoint() -> None:
+        save_model_file(output, trainer, spec, extra)
+
+    trainer.run(iterations, progress=progress, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every)
+    checkpoint()
+    last = trainer.history[-1]
+    click.echo(f"trained {spec.energy} with {trainer.config.sampler}-PCD for "
+               f"{trainer.iteration} updates ({trainer.config.steps} steps each, seed "
+               f"{trainer.config.seed}, {where}, {trainer.seconds:.1f} s): f(data) "
+               f"{last.data_energy:.2f}, f(samples) {last.sample_energy:.2f}, acceptance "
+               f"{last.acceptance:.2f} -> {output}")
+
+
+@command.command(name="sample")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("-n", "--n-samples", "n_samples", type=int, default=64, show_default=True,
+              help="Samples to draw, one per independent chain.")
+@click.option("--steps", type=int, default=1000, show_default=True,
+              help="Sampler steps per chain, starting from the base distribution.")
+@click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
+              help="gwg: Gibbs-With-Gradients; gibbs: random-scan Gibbs.")
+@click.option("--ema/--no-ema", default=True, show_default=True,
+              help="Use the moving average of the parameters (or the last ones).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Write the samples as .npz ('samples': n × sites uint8, 'meta': JSON).")
+@click.option("--png", type=click.Path(path_type=Path),
+              help="Write an image grid of the samples (image data only).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed, recorded in the outputs.  [default: drawn at random]")
+@device_option
+@_progress_option
+def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool,
+           output: Path | None, png: Path | None, seed: int | None, device: str,
+           progress: bool) -> None:
+    """Draw samples from the trained model in MODEL."""
+    from potts_gwg.ebm.images import image_grid_png
+    from potts_gwg.ebm.modelfile import load_model_file
+    from potts_gwg.ebm.trainer import make_sampler
+    from potts_gwg.engine import run_chains
+
+    if output is None and png is None:
+        raise InputError("nothing to write: give -o SAMPLES.npz and/or --png GRID.png")
+    if n_samples < 1 or steps < 1:
+        raise InputError(f"need -n >= 1 and --steps >= 1, got {n_samples}, {steps}")
+    saved = load_model_file(model_path)
+    if png is not None and saved.spec.image_shape is None:
+        raise InputError("--png needs image data; this model's data have no image_shape",
+                         model_path)
+    seed = _seed(seed)
+    where = resolve_device(device)
+    model, base = saved.energy(where, ema=ema), saved.base(where)
+    generator = torch.Generator(device=where).manual_seed(seed)
+    x0 = base.sample(n_samples, generator)
+    chains, diagnostics = run_chains(make_sampler(sampler), model, x0, n_samples=1,
+                                     burn_in=steps - 1, generator=generator, progress=progress)
+    rows = chains[0].cpu().numpy().astype(np.uint8)
+    if output is not None:
+        meta = {"model": str(model_path), "sampler": sampler, "steps": steps, "seed": seed,
+                "ema": ema, "acceptance_rate": diagnostics.acceptance_rate}
+        with atomic_open(output, "wb") as stream:
+            np.savez(stream, samples=rows, meta=np.array(json.dumps(meta)))
+    if png is not None:
+        image_grid_png(png, rows, saved.spec.image_shape, saved.spec.n_states,
+                       title=f"{saved.spec.energy}, {sampler} {steps} steps, seed {seed}")
+    written = " and ".join(str(path) for path in (output, png) if path is not None)
+    click.echo(f"sampled {n_samples} chains × {steps} {sampler} steps (seed {seed}, {where}): "
+               f"acceptance {diagnostics.acceptance_rate:.3f} -> {written}")
+
+
+@command.command(name="eval")
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", type=click.Path(path_type=Path),
+              help="Data file to score.  [default: the one the model was trained on]")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test",
+              show_default=True, help="Which rows of the data file to score.")
+@click.option("--ais/--no-ais", default=True, show_default=True,
+              help="Estimate log Z by annealed importance sampling (GWG transitions); "
+                   "--no-ais reports only the mean unnormalised f on the data.")
+@click.option("--temperatures", type=int, default=10000, show_default=True,
+              help="Intermediate distributions of AIS.")
+@click.option("--chains", type=int, default=100, show_default=True, help="AIS chains.")
+@click.option("--steps-per-temperature", type=int, default=1, show_default=True,
+              help="GWG steps at each intermediate distribution.")
+@click.option("--schedule", type=click.Choice(["sigmoid", "linear"]), default="sigmoid",
+              show_default=True, help="Spacing of the inverse temperatures.")
+@click.option("--ema/--no-ema", default=True, show_default=True,
+              help="Use the moving average of the parameters (or the last ones).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Also write the results as JSON.")
+@click.option("--seed", type=int, default=None,
+              help="Random seed of AIS, recorded in the output.  [default: drawn at random]")
+@device_option
+@_progress_option
+def evaluate(model_path: Path, data_path: Path | None, split: str, ais: bool, temperatures: int,
+             chains: int, steps_per_temperature: int, schedule: str, ema: bool,
+             output: Path | None, seed: int | None, device: str, progress: bool) -> None:
+    """Test log-likelihood of the model in MODEL (nats per example and bits per dimension)."""
+    from potts_gwg.ebm.ais import annealed_importance_sampling
+    from potts_gwg.ebm.data import load_dataset
+    from potts_gwg.ebm.modelfile import load_model_file
+
+    saved = load_model_file(model_path)
+    if data_path is None:
+        if "data" not in saved.meta:
+            raise InputError("the model file names no data file; give --data", model_path)
+        data_path = Path(saved.meta["data"])
+    dataset = load_dataset(data_path)
+    rows = dataset.test if split == "test" else dataset.train
+    if rows is None:
+        raise InputError("no 'test' array to score (use --split train?)", data_path)
+    if (dataset.n_sites, dataset.n_states) != (saved.spec.n_sites, saved.spec.n_states):
+        raise InputError(f"the data have {dataset.n_sites} sites × {dataset.n_states} states, "
+                         f"the model {saved.spec.n_sites} × {saved.spec.n_states}", data_path)
+    seed = _seed(seed)
+    where = resolve_device(device)
+    model, base = saved.energy(where, ema=ema), saved.base(where)
+    data = torch.from_numpy(rows).to(where)
+    report = {"model": str(model_path), "data": str(data_path), "split": split, "ema": ema,
+              "seed": seed}
+    with torch.no_grad():
+        report["mean_energy"] = float(model(data).double().mean())
+    if ais:
+        generator = torch.Generator(device=where).manual_seed(seed)
+        result = annealed_importance_sampling(model, base, temperatures, chains,
+                                              steps_per_temperature, schedule, generator,
+                                              progress)
+        report.update({"log_z": result.log_z, "log_z_standard_error": result.standard_error,
+                       "ais_effective_chains": result.effective_chains,
+                       "ais_temperatures": temperatures, "ais_chains": chains,
+                       "ais_steps_per_temperature": steps_per_temperature,
+                       "ais_schedule": schedule, "ais_seconds": result.seconds,
+                       **result.log_likelihood(model, data)})
+        line = (f"log Z = {result.log_z:.3f} ± {result.standard_error:.3f} (AIS, {temperatures} "
+                f"temperatures × {chains} chains, effective chains "
+                f"{result.effective_chains:.1f}, seed {seed}); {split} log-likelihood "
+                f"{report['log_likelihood_nats']:.3f} nats per example, "
+                f"{report['bits_per_dim']:.4f} bits per dimension ({len(rows)} examples)")
+    else:
+        line = f"mean f on {len(rows)} {split} examples: {report['mean_energy']:.3f} (no AIS)"
+    if output is not None:
+        with atomic_open(output) as stream:
+            json.dump(report, stream, indent=2)
+            stream.write("\n")
+    click.echo(line)
+
+
+def _register_joint() -> None:
+    """The joint continuous/discrete models (cli/ebm_joint.py) join this group."""
+    from . import ebm_joint
+
+    command.add_command(ebm_joint.command)
+
+
+_register_joint()
