@@ -88,6 +88,7 @@ def test_out_of_memory_message_quotes_the_estimate_only_inside_its_scope():
             note_memory_estimate(3 * 2**30, "a PLM fit of L=300, N=20000")
             message = str(out_of_memory_error(error))
         after_scope = str(out_of_memory_error(error))
+        host = str(out_of_memory_error(MemoryError()))
     assert isinstance(out_of_memory_error(error), ResourceError)
     assert message == ("out of memory on the GPU (tried to allocate 512.00 MiB; 100.00 MiB free "
                        "of 23.64 GiB); a PLM fit of L=300, N=20000 was estimated to need about "
@@ -95,6 +96,5 @@ def test_out_of_memory_message_quotes_the_estimate_only_inside_its_scope():
                        "--chains, --device cpu or --max-memory SIZE to have jobs that cannot fit "
                        "refused before they start")
     assert "estimated" not in after_scope  # the inner scope is over
-    host = str(out_of_memory_error(MemoryError()))
     assert host.startswith("out of memory on the host (CPU memory); change: ")
     assert "--device cpu" not in host
