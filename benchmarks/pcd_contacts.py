@@ -25,10 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, git_commit, machine_description, select_families
-from plm_contacts import _line, _query_kwargs, run_potts_gwg
-
-from potts_gwg.io.msa import read_alignment
+from common import RESULTS, select_families
+from plm_contacts import _line, family_base, run_potts_gwg
 
 LONG = 150  # the "long proteins": L >= 150
 
@@ -61,10 +59,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         for family in families:
-            alignment = read_alignment(family.msa, **_query_kwargs(family))
-            base = {"family": family.id, "L": alignment.length, "N": alignment.n_sequences,
-                    "git_commit": git_commit(), "machine": machine_description(), "seed": 0,
-                    "device": arguments.device, "threads": arguments.threads}
+            alignment, base = family_base(family)
+            base.update(device=arguments.device, threads=arguments.threads)
             # The ML fits start from this PLM model (--init FILE): the same start as the
             # default --init plm, without refitting PLM for every run.
             start = ("--init", str(workdir / f"{family.id}.plm.npz"))

@@ -22,15 +22,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, git_commit, machine_description, select_families,  # noqa: E402
-                    timed_run)
+from common import RESULTS, git_commit, machine_description, select_families, timed_run
 
-from potts_gwg.alphabet import PROTEIN_ALPHABET  # noqa: E402
-from potts_gwg.evaluation import precision_table  # noqa: E402
-from potts_gwg.io.model_file import load_model  # noqa: E402
-from potts_gwg.io.msa import read_alignment  # noqa: E402
-from potts_gwg.io.structure import query_distances  # noqa: E402
-
+from potts_gwg.alphabet import PROTEIN_ALPHABET
+from potts_gwg.evaluation import precision_table
+from potts_gwg.io.model_file import load_model
+from potts_gwg.io.msa import read_alignment
+from potts_gwg.io.structure import query_distances
 
 PCD_META = ("init", "plm_seconds", "pcd_seconds", "stop_reason", "pearson_pairs",
             "pearson_sites", "acceptance", "hyperparameters")
@@ -77,8 +75,7 @@ def write_aln(alignment, path: Path) -> None:
     with open(path, "w") as stream:
         if alignment.query_record is None:  # query from a separate file: put it first
             stream.write(alignment.query_sequence + "\n")
-        for n in rows:
-            stream.write(letters[alignment.indices[n]].tobytes().decode() + "\n")
+        stream.writelines(letters[alignment.indices[n]].tobytes().decode() + "\n" for n in rows)
 
 
 def run_ccmpred(family, executable, threads, workdir: Path) -> dict:
@@ -113,9 +110,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         for family in families:
-            alignment = read_alignment(family.msa, **_query_kwargs(family))
-            base = {"family": family.id, "L": alignment.length, "N": alignment.n_sequences,
-                    "git_commit": git_commit(), "machine": machine_description(), "seed": 0}
+            _alignment, base = family_base(family)
             record = {**base, "method": "potts-gwg plm", "device": arguments.device,
                       "threads": arguments.threads,
                       **run_potts_gwg(family, arguments.device, arguments.threads, workdir)}
@@ -133,6 +128,13 @@ def main() -> None:
                                             "records": records}, indent=1))
     print(f"wrote {arguments.output}")
     _print_means(records)
+
+
+def family_base(family) -> tuple:
+    """The family's alignment and the fields every record of it carries."""
+    alignment = read_alignment(family.msa, **_query_kwargs(family))
+    return alignment, {"family": family.id, "L": alignment.length, "N": alignment.n_sequences,
+                       "git_commit": git_commit(), "machine": machine_description(), "seed": 0}
 
 
 def _query_kwargs(family) -> dict:
