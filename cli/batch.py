@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import click
@@ -14,11 +15,10 @@ from potts_gwg.batch import (
     run_batch,
 )
 from potts_gwg.fit.memory import parse_size
-from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
 from potts_gwg.pipeline import FIT_METHODS
 
-from .options import MSA_FORMATS, plm_options
+from .options import MSA_FORMATS, method_settings, pcd_options, plm_options
 
 
 @click.command(name="batch")
@@ -30,7 +30,8 @@ from .options import MSA_FORMATS, plm_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fit.")
 @click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
               help="MSA format for families whose manifest row gives none (default: sniffed).")
-@plm_options
+@functools.partial(plm_options, per_method=True)
+@pcd_options(batch=True)
 @click.option("--max-memory", metavar="SIZE",
               help="Refuse fits estimated to need more than this (e.g. 8G).")
 @click.option("--contacts-format", type=click.Choice(CONTACT_FORMATS), default="tsv",
@@ -63,7 +64,8 @@ from .options import MSA_FORMATS, plm_options
               help="Skip families finished earlier with the same inputs and settings.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
-            max_iterations, tolerance, max_memory, contacts_format, no_apc, min_sep,
+            max_iterations, tolerance, init, chains, steps, learning_rate, lambda_group,
+            target_pearson, max_time, max_memory, contacts_format, no_apc, min_sep,
             contact_maps, workers, devices, threads, executor, ray_address, shard, resume,
             quiet):
     """Fit and evaluate every family of INPUT into OUTDIR/<id>/, resumably.
@@ -84,10 +86,10 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
     when another batch run holds OUTDIR (its pid and start time are in the message).
     """
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    plm, pcd = method_settings(method, lambda_h, lambda_j, max_iterations, tolerance, chains,
+                               steps, learning_rate, lambda_group, target_pearson, max_time)
     settings = RunSettings(
-        method=method, seed=seed, theta=theta,
-        plm=PlmSettings(lambda_h=lambda_h, lambda_j=lambda_j, max_iterations=max_iterations,
-                        tolerance=tolerance),
+        method=method, seed=seed, theta=theta, plm=plm, pcd=pcd, init=init,
         max_memory=parse_size(max_memory) if max_memory else None,
         contacts_format=contacts_format, apc=not no_apc, min_separation=min_sep,
         contact_map=contact_maps)

@@ -10,11 +10,17 @@ import time
 import click
 
 from potts_gwg.fit.memory import format_bytes, parse_size
-from potts_gwg.fit.pcd import PcdProgress, PcdSettings
+from potts_gwg.fit.pcd import PcdProgress
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.pipeline import FIT_METHODS, FitOptions, fit_stage
 
-from .options import device_option, msa_options, pcd_options, plm_options
+from .options import (
+    device_option,
+    method_settings,
+    msa_options,
+    pcd_options,
+    plm_options,
+)
 
 
 class _ProgressPrinter:
@@ -111,20 +117,9 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
         torch.set_num_threads(threads)
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     pcd = method != "plm"
-    plm_defaults, pcd_defaults = PlmSettings(), PcdSettings()
-    plm_settings = PlmSettings(
-        lambda_h=lambda_h,
-        lambda_j=plm_defaults.lambda_j if lambda_j is None or pcd else lambda_j,
-        max_iterations=max_iterations if max_iterations and not pcd
-        else plm_defaults.max_iterations,
-        tolerance=tolerance, history_size=lbfgs_history)
-    pcd_settings = PcdSettings(
-        sampler=method if pcd else "gwg", n_chains=chains, steps=steps,
-        learning_rate=learning_rate, lambda_h=lambda_h,
-        lambda_j=pcd_defaults.lambda_j if lambda_j is None else lambda_j,
-        lambda_group=lambda_group,
-        max_iterations=max_iterations or pcd_defaults.max_iterations, max_time=max_time,
-        target_pearson=None if target_pearson >= 1 else target_pearson)
+    plm_settings, pcd_settings = method_settings(
+        method, lambda_h, lambda_j, max_iterations, tolerance, chains, steps, learning_rate,
+        lambda_group, target_pearson, max_time, history_size=lbfgs_history)
     options = FitOptions(
         method=method, device=device, seed=seed, format=msa_format, query=query,
         query_index=query_index, query_file=query_file, theta=theta, plm=plm_settings,

@@ -73,13 +73,45 @@ def plm_options(function, per_method: bool = False):
     return function
 
 
-def pcd_options(function):
-    """Settings of the maximum-likelihood (gwg/gibbs) fits."""
+def method_settings(method: str, lambda_h: float, lambda_j: float | None,
+                    max_iterations: int | None, tolerance: float, chains: int,
+                    steps: int | None, learning_rate: float, lambda_group: float,
+                    target_pearson: float, max_time: float | None, history_size: int = 5):
+    """(PlmSettings, PcdSettings) from the options of ``plm_options(per_method=True)`` and
+    ``pcd_options``: --lambda-j and --max-iterations go to the chosen method; the PLM start of
+    a gwg/gibbs fit keeps PLM's defaults."""
+    from potts_gwg.fit.pcd import PcdSettings
+    from potts_gwg.fit.plm import PlmSettings
+
+    pcd = method != "plm"
+    plm_defaults, pcd_defaults = PlmSettings(), PcdSettings()
+    plm = PlmSettings(
+        lambda_h=lambda_h,
+        lambda_j=plm_defaults.lambda_j if lambda_j is None or pcd else lambda_j,
+        max_iterations=max_iterations if max_iterations and not pcd
+        else plm_defaults.max_iterations,
+        tolerance=tolerance, history_size=history_size)
+    pcd_settings = PcdSettings(
+        sampler=method if pcd else "gwg", n_chains=chains, steps=steps,
+        learning_rate=learning_rate, lambda_h=lambda_h,
+        lambda_j=pcd_defaults.lambda_j if lambda_j is None else lambda_j,
+        lambda_group=lambda_group,
+        max_iterations=max_iterations or pcd_defaults.max_iterations, max_time=max_time,
+        target_pearson=None if target_pearson >= 1 else target_pearson)
+    return plm, pcd_settings
+
+
+def pcd_options(function=None, *, batch: bool = False):
+    """Settings of the maximum-likelihood (gwg/gibbs) fits. ``batch``: without --init FILE,
+    --checkpoint-interval and --resume (a batch resumes families and their checkpoints
+    itself)."""
+    if function is None:
+        return lambda decorated: pcd_options(decorated, batch=batch)
     from potts_gwg.fit.pcd import PcdSettings
     from potts_gwg.pipeline import DEFAULT_CHECKPOINT_INTERVAL, PCD_INITS
 
     defaults = PcdSettings()
-    for option in reversed([
+    options = [
         click.option("--init", default="plm", show_default=True,
                      metavar="|".join(PCD_INITS) + "|MODEL.npz",
                      help="gwg/gibbs: start from the PLM fit, from the independent-site model "
@@ -92,24 +124,33 @@ def pcd_options(function):
                           "[default: L/10, at least 10]."),
         click.option("--learning-rate", type=click.FloatRange(min=0.0, min_open=True),
                      default=defaults.learning_rate, show_default=True,
-                     help="gwg/gibbs: Adam step size."),
+                     help="gwg/gibbs: step size of the gradient ascent."),
         click.option("--lambda-group", type=click.FloatRange(min=0.0),
                      default=defaults.lambda_group, show_default=True,
                      help="gwg/gibbs: group-L1 penalty on each pair's coupling block."),
-        click.option("--target-pearson", type=click.FloatRange(0.0, 1.0), 
+        click.option("--target-pearson", type=click.FloatRange(0.0, 1.0),
                      default=defaults.target_pearson, show_default=True,
                      help="gwg/gibbs: stop when the Pearson correlation of model and data "
                           "connected correlations (chains' statistics averaged over 10 "
                           "updates, after 10 sweeps) reaches this (1 = never)."),
         click.option("--max-time", type=click.FloatRange(min=0.0), metavar="SECONDS",
                      help="gwg/gibbs: stop after this much fitting time (across resumes)."),
-        click.option("--checkpoint-interval", type=click.FloatRange(min=0.0),
-                     default=DEFAULT_CHECKPOINT_INTERVAL, show_default=True,
-                     metavar="SECONDS",
-                     help="gwg/gibbs: write OUTPUT's .checkpoint.npz this often."),
-        click.option("--resume", is_flag=True,
-                     help="gwg/gibbs: continue from OUTPUT's .checkpoint.npz if there is one "
-                          "(same MSA and settings; stop criteria may change)."),
-    ]):
+    ]
+    if batch:
+        options[0] = click.option("--init", type=click.Choice(PCD_INITS), default="plm",
+                                  show_default=True,
+                                  help="gwg/gibbs: start from the PLM fit or from the "
+                                       "independent-site model (J = 0).")
+    else:
+        options += [
+            click.option("--checkpoint-interval", type=click.FloatRange(min=0.0),
+                         default=DEFAULT_CHECKPOINT_INTERVAL, show_default=True,
+                         metavar="SECONDS",
+                         help="gwg/gibbs: write OUTPUT's .checkpoint.npz this often."),
+            click.option("--resume", is_flag=True,
+                         help="gwg/gibbs: continue from OUTPUT's .checkpoint.npz if there is "
+                              "one (same MSA and settings; stop criteria may change)."),
+        ]
+    for option in reversed(options):
         function = option(function)
     return function

@@ -63,6 +63,7 @@ class RunSettings:
     theta: float = 0.8
     plm: PlmSettings = field(default_factory=PlmSettings)
     pcd: PcdSettings = field(default_factory=PcdSettings)  # used by method gwg / gibbs
+    init: str = "plm"                   # gwg / gibbs start: plm or independent
     max_memory: int | None = None       # a limit, not a setting of the result: not hashed
     contacts_format: str = "tsv"
     apc: bool = True
@@ -75,7 +76,7 @@ class RunSettings:
 
     def hashed(self) -> dict:
         """What decides the outputs (a change redoes the family on resume)."""
-        pcd = {} if self.method == "plm" else {"pcd": self.pcd.as_dict()}
+        pcd = {} if self.method == "plm" else {"pcd": self.pcd.as_dict(), "init": self.init}
         return {"fit": {"method": self.method, "seed": self.seed, "theta": self.theta,
                         **self.plm.as_dict(), **pcd},
                 "contacts": {"format": self.contacts_format, "apc": self.apc,
@@ -265,6 +266,7 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
                          query_index=family.query_index, query_file=family.query_file,
                          theta=settings.theta, plm=settings.plm,
                          max_memory=settings.max_memory, pcd=settings.pcd,
+                         init=settings.init,
                          resume=True)  # a rerun continues a killed gwg/gibbs fit
     progress = _IterationLog(log, record)
     fit = fit_stage(family.msa, folder / MODEL, options, report=log, on_iteration=progress)

@@ -222,3 +222,20 @@ def test_shards_together_run_every_family_once(tmp_path):
     assert "following the load" not in (outdir / ids[0] / "log.txt").read_text()
     table = summary(outdir)
     assert list(table["id"]) == ids and (table["status"] == "done").all()
+
+
+def test_batch_fits_by_pcd_with_its_options(tmp_path):
+    """--method gwg with the PCD options: the model's meta records them, and they are part of
+    the settings a rerun compares (another --chains redoes the family)."""
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(f"id\tmsa\nsh3\t{EXAMPLE / 'PF00018_2O9S.fasta'}\n")
+    outdir = tmp_path / "out"
+    pcd = ["--method", "gwg", "--init", "independent", "--chains", "32", "--steps", "2",
+           "--max-iterations", "3", "--threads", "1", "--devices", "cpu"]
+    result = run("batch", manifest, "-o", outdir, *pcd)
+    assert result.exit_code == 0, result.output
+    meta = load_model(outdir / "sh3" / "model.npz").meta
+    assert meta["method"] == "gwg" and meta["init"] == "independent"
+    assert meta["hyperparameters"]["n_chains"] == 32 and meta["iterations"] == 3
+    again = run("batch", manifest, "-o", outdir, *pcd[:5], "64", *pcd[6:])
+    assert again.exit_code == 0 and "(0 from earlier runs)" in again.stdout
