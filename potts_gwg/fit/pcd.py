@@ -284,12 +284,14 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
                 if settings.lambda_group > 0:
                     _shrink_groups(couplings, length, n_states,
                                    settings.learning_rate * settings.lambda_group)
-            if not (bool(torch.isfinite(h).all()) and bool(torch.isfinite(couplings).all())):
+            position = chains.position
+            chains = dataclasses.replace(sampler.init(energy, chains.x), position=position)
+            # The local fields sum L coupling rows: they overflow before the parameters do.
+            if not (bool(torch.isfinite(h).all()) and bool(torch.isfinite(couplings).all())
+                    and bool(torch.isfinite(chains.fields).all())):
                 raise NumericalError(
                     f"PCD parameters became non-finite at iteration {iteration}; lower "
                     "--learning-rate or raise --lambda-j (the last checkpoint is kept)")
-            position = chains.position
-            chains = dataclasses.replace(sampler.init(energy, chains.x), position=position)
         seconds += time.perf_counter() - started
         if on_iteration is not None:
             on_iteration(PcdProgress(iteration, seconds, pearson_pairs, pearson_sites,

@@ -46,8 +46,8 @@ def test_fit_writes_a_model_whose_meta_says_how(tmp_path, method):
     assert run("contacts", output, "-o", tmp_path / "c.tsv").exit_code == 0
 
 
-def options(**changes) -> FitOptions:
-    pcd = PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
+def options(pcd: PcdSettings | None = None, **changes) -> FitOptions:
+    pcd = pcd or PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
     return FitOptions(method="gwg", device="cpu", seed=2, init="independent", pcd=pcd,
                       checkpoint_interval=1e-9, **changes)
 
@@ -141,3 +141,17 @@ def test_init_from_a_model_of_other_columns_is_refused(tmp_path):
                  "--init", other)
     assert result.exit_code == 2 and "L=5" in result.stderr and "L=48" in result.stderr
     assert not output.exists()
+
+
+def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path,
+                                                                      single_thread):
+    from potts_gwg.errors import NumericalError
+
+    output = tmp_path / "diverged.npz"
+    diverging = PcdSettings(n_chains=16, steps=1, learning_rate=1e38, max_iterations=50,
+                            target_pearson=None)
+    with pytest.raises(NumericalError, match="non-finite"):
+        fit_stage(EXAMPLE_MSA, output, options(pcd=diverging))
+    assert not output.exists()
+    with np.load(checkpoint_path(output), allow_pickle=False) as checkpoint:
+        assert np.isfinite(checkpoint["couplings"]).all() and np.isfinite(checkpoint["h"]).all()
