@@ -35,13 +35,7 @@ from torch import Tensor
 from ..engine.potts import PottsEnergy
 from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
-from .statistics import (
-    connected_correlations,
-    pair_frequencies,
-    pair_mask,
-    pearson,
-    site_frequencies,
-)
+from .statistics import DataStatistics, pair_frequencies, site_frequencies
 
 SAMPLERS = ("gwg", "gibbs")
 OPTIMIZERS = ("sgd", "adam")
@@ -173,21 +167,6 @@ def initial_state(h: Tensor, J: Tensor, data: Tensor, weights: Tensor, settings:
                     window_pairs=torch.zeros_like(couplings))
 
 
-class _DataStatistics:
-    """The data's statistics, computed once, and the Pearson diagnostics against them."""
-
-    def __init__(self, data: Tensor, weights: Tensor, n_states: int):
-        length = data.shape[1]
-        self.sites = site_frequencies(data, n_states, weights)
-        self.pairs = pair_frequencies(data, n_states, weights)
-        self.mask = pair_mask(length, n_states, device=data.device)
-        self.correlations = connected_correlations(self.pairs, self.sites, self.mask)
-
-    def pearson(self, sites: Tensor, pairs: Tensor) -> tuple[float, float]:
-        model = connected_correlations(pairs, sites, self.mask)
-        return pearson(model, self.correlations), pearson(sites.flatten(), self.sites.flatten())
-
-
 def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
             settings: PcdSettings, on_iteration: ProgressCallback | None = None,
             on_checkpoint: CheckpointCallback | None = None,
@@ -204,7 +183,7 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
     """
     length = data.shape[1]
     n_effective = float(weights.sum())
-    statistics = _DataStatistics(data, weights, n_states)
+    statistics = DataStatistics(data, n_states, weights)
     energy = PottsEnergy(state.h, J_from_couplings(state.couplings, length, n_states))
     # Train the energy's own buffers in place: no copy of J per update.
     h, couplings = energy.h, energy.couplings

@@ -80,17 +80,26 @@ def pearson(first: Tensor, second: Tensor) -> float:
     return float(first @ second) / denominator if denominator > 0 else float("nan")
 
 
+class DataStatistics:
+    """An alignment's weighted statistics, computed once, and how well others reproduce them."""
+
+    def __init__(self, data: Tensor, n_states: int, weights: Tensor | None = None):
+        self.sites = site_frequencies(data, n_states, weights)
+        self.pairs = pair_frequencies(data, n_states, weights)
+        self.mask = pair_mask(data.shape[1], n_states, device=data.device)
+        self.correlations = connected_correlations(self.pairs, self.sites, self.mask)
+
+    def pearson(self, sites: Tensor, pairs: Tensor) -> tuple[float, float]:
+        """Pearson correlations with other site ``(L, q)`` and pair ``(L·q, L·q)``
+        frequencies: of the connected correlations C_ij(a, b) over all pairs i < j, and of
+        the one-site frequencies (the two numbers adabmDCA reports). Returns (pairs, sites)."""
+        model = connected_correlations(pairs, sites, self.mask)
+        return pearson(model, self.correlations), pearson(sites.flatten(), self.sites.flatten())
+
+
 def statistics_agreement(samples: Tensor, data: Tensor, n_states: int,
                          data_weights: Tensor | None = None) -> tuple[float, float]:
-    """How well ``samples`` (M, L) reproduce ``data`` (N, L): Pearson correlations of their
-    connected correlations C_ij(a, b) over all pairs i < j, and of their one-site
-    frequencies (the two numbers adabmDCA reports). Returns (pairs, sites)."""
-    mask = pair_mask(data.shape[1], n_states, device=data.device)
-    data_sites = site_frequencies(data, n_states, data_weights)
-    data_pairs = connected_correlations(pair_frequencies(data, n_states, data_weights),
-                                        data_sites, mask)
-    sample_sites = site_frequencies(samples, n_states)
-    sample_pairs = connected_correlations(pair_frequencies(samples, n_states), sample_sites,
-                                          mask)
-    return (pearson(sample_pairs, data_pairs),
-            pearson(sample_sites.flatten(), data_sites.flatten()))
+    """How well ``samples`` (M, L) reproduce ``data`` (N, L): :meth:`DataStatistics.pearson`
+    of the samples' unweighted statistics. Returns (pairs, sites)."""
+    return DataStatistics(data, n_states, data_weights).pearson(
+        site_frequencies(samples, n_states), pair_frequencies(samples, n_states))
