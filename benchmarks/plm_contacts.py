@@ -6,7 +6,7 @@ query-first alignment in the same run, as the baseline (threads: --ccmpred-threa
 output matrix is scored by the same evaluation code.
 
     python benchmarks/plm_contacts.py --device cpu --threads 2 --ccmpred /path/to/ccmpred \
-        --ccmpred-threads 2 -o benchmarks/results/plm_contacts_cpu.json
+        --ccmpred-threads 2 -o benchmarks/results/plm_contacts_cpu.json [-- extra fit options]
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ def main() -> None:
                         help="comma-separated thread counts, one CCMpred run each (e.g. 1,2)")
     parser.add_argument("-o", "--output", type=Path,
                         default=RESULTS / "plm_contacts.json")
+    parser.add_argument("fit_options", nargs="*",
+                        help="extra `potts-gwg fit` options (after --), e.g. -- --tolerance 0.001")
     arguments = parser.parse_args()
     families = select_families(arguments.families)
     records = []
@@ -113,7 +115,9 @@ def main() -> None:
             _alignment, base = family_base(family)
             record = {**base, "method": "potts-gwg plm", "device": arguments.device,
                       "threads": arguments.threads,
-                      **run_potts_gwg(family, arguments.device, arguments.threads, workdir)}
+                      "fit_options": arguments.fit_options,
+                      **run_potts_gwg(family, arguments.device, arguments.threads, workdir,
+                                      extra=tuple(arguments.fit_options))}
             records.append(record)
             print(_line(record), flush=True)
             for threads in (arguments.ccmpred_threads.split(",") if arguments.ccmpred else []):

@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.nn import functional
 
 from ..io.model_file import PottsModel
+from ..row_sums import summed_rows
 from .energies import LocalFieldEnergy
 
 SYMMETRY_TOLERANCE = 1e-4
@@ -71,7 +72,7 @@ class PottsEnergy(LocalFieldEnergy):
 
     def local_fields(self, x: Tensor) -> Tensor:
         rows = x + self.offsets
-        summed = functional.embedding_bag(rows, self.couplings, mode="sum")
+        summed = summed_rows(rows, self.couplings)
         return self.h + summed.view(x.shape[0], self.n_sites, self.n_states)
 
     def log_prob_indices(self, x: Tensor) -> Tensor:

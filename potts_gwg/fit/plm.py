@@ -7,8 +7,9 @@ with p(x_i = a | x_−i) ∝ exp(h[i, a] + Σ_{j≠i} J[i, j, a, x_j]).
 The couplings are held as one symmetric (L·q, L·q) matrix E with E[(i,a),(j,b)] = J[i,j,a,b]
 and zero diagonal blocks. The conditional logits of all sequences are one ``embedding_bag``
 over E's rows (each sequence picks the L rows (j, x_nj) and sums them: N·L·L·q additions, no
-one-hot matmul with q times more work). L-BFGS works on E directly; the gradient is
-symmetrised and masked, so E stays symmetric with J_ii = 0.
+one-hot matmul with q times more work; in cache-sized column blocks on CPU, see
+``row_sums``). L-BFGS works on E directly; the gradient is symmetrised and masked, so E stays
+symmetric with J_ii = 0.
 The same code runs on CPU and GPU; on CPU it is deterministic.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import NumericalError
+from ..row_sums import summed_rows
 from .lbfgs import lbfgs_init, lbfgs_step
 
 PSEUDOCOUNT_FOR_FIELDS = 1.0
@@ -36,6 +38,8 @@ class PlmSettings:
     lambda_h: float = 0.01
     lambda_j: float = 0.2
     max_iterations: int = 200
+    # Relative decrease over 5 iterations that ends the fit. Tighter (0.001, 0.0001) moved
+    # single contacts either way on the dev families, no systematic gain (benchmarks/README.md).
     tolerance: float = 0.005
     history_size: int = 5
 
@@ -69,7 +73,7 @@ class _PlmObjective:
 
     def __init__(self, indices: torch.Tensor, weights: torch.Tensor, n_states: int,
                  settings: PlmSettings):
-        n_sequences, length = indices.shape
+        length = indices.shape[1]
         self.length, self.n_states = length, n_states
         self.n_fields = length * n_states
         device = indices.device
@@ -96,7 +100,7 @@ class _PlmObjective:
         fields = flat[:self.n_fields].view(self.length, self.n_states)
         couplings_flat = flat[self.n_fields:]
         couplings = couplings_flat.view(self.n_fields, self.n_fields)
-        summed = torch.nn.functional.embedding_bag(self.rows, couplings, mode="sum")
+        summed = summed_rows(self.rows, couplings)
         logits = summed.view(n_sequences, self.length, self.n_states) + fields
         log_probabilities = torch.log_softmax(logits, dim=2)
         observed = log_probabilities.gather(2, self.targets)
@@ -108,9 +112,9 @@ class _PlmObjective:
         logit_gradient.scatter_add_(2, self.targets,
                                     torch.full_like(observed, -1.0))       # − one-hot
         logit_gradient.mul_(self.scaled_weights)
-        data_gradient = torch.nn.functional.embedding_bag(
-            self.picking_sequences, logit_gradient.view(n_sequences, self.n_fields),
-            self.pick_offsets, mode="sum")
+        data_gradient = summed_rows(self.picking_sequences,
+                                    logit_gradient.view(n_sequences, self.n_fields),
+                                    self.pick_offsets)
 
         gradient = torch.empty_like(flat)
         torch.add(logit_gradient.sum(dim=0), fields, alpha=2.0 * self.lambda_h,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..row_sums import summed_rows
+
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
 
@@ -54,9 +56,9 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
         order = torch.argsort(picked, stable=True)
         members = order // length                    # the sequence behind each pick
         counts = torch.bincount(picked, minlength=width)
-        total += torch.nn.functional.embedding_bag(
-            members, one_hot_rows(chunk, n_states), torch.cumsum(counts, 0) - counts,
-            mode="sum", per_sample_weights=weights[start:start + rows_per_chunk][members])
+        total += summed_rows(members, one_hot_rows(chunk, n_states),
+                             torch.cumsum(counts, 0) - counts,
+                             per_sample_weights=weights[start:start + rows_per_chunk][members])
     return total / weights.sum()
 
 

@@ -1,0 +1,50 @@
+"""Sums of table rows, ``embedding_bag(mode="sum")``, cut into cache-sized column blocks on CPU.
+
+Why: PLM's conditional logits, its coupling gradient (the transposed lookup), Potts local
+fields and pair frequencies each add up, for every bag (a sequence, or a row of the coupling
+matrix), many rows of a wide table: the (L·q, L·q) coupling matrix is 44 MB for DHFR (L = 158)
+and 370 MB for L = 458. One ``embedding_bag`` call streams whole rows from main memory for
+every bag. Cut into column blocks small enough to stay in a core's L2 cache, all bags read the
+block from cache: 3.1× faster forward and 2.6× faster transposed lookup at DHFR's sizes on the
+2-core CI-like machine (N = 4422, L·q = 3318, one thread: 270 → 87 ms and 249 → 96 ms).
+Every output element is the same sum in the same order, so the result is bitwise equal to one
+call. On a GPU one call is kept (each block would be another kernel launch).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torch.nn import functional
+
+# Bytes of one column block (rows × columns × element size): about a core's L2 cache.
+CACHE_BYTES = 1 << 20
+SMALLEST_BLOCK, LARGEST_BLOCK = 16, 256
+
+
+def column_block(n_rows: int, element_size: int) -> int:
+    """Columns per block (a power of two in [16, 256]) so a block of the table fits the cache."""
+    block = SMALLEST_BLOCK
+    while block * 2 <= LARGEST_BLOCK and block * 2 * n_rows * element_size <= CACHE_BYTES:
+        block *= 2
+    return block
+
+
+def summed_rows(indices: Tensor, table: Tensor, offsets: Tensor | None = None,
+                per_sample_weights: Tensor | None = None) -> Tensor:
+    """``embedding_bag(indices, table, offsets, mode="sum", per_sample_weights=…)``.
+
+    ``indices``: (bags, k) row numbers, or flat with ``offsets`` (bags,) as for
+    ``embedding_bag``; ``table``: (rows, width). Returns (bags, width) in the table's dtype.
+    """
+    width = table.shape[1]
+    block = column_block(table.shape[0], table.element_size())
+    if table.device.type != "cpu" or block >= width:
+        return functional.embedding_bag(indices, table, offsets, mode="sum",
+                                        per_sample_weights=per_sample_weights)
+    n_bags = indices.shape[0] if offsets is None else offsets.shape[0]
+    result = table.new_empty(n_bags, width)
+    for start in range(0, width, block):
+        columns = table[:, start:start + block].contiguous()
+        result[:, start:start + block] = functional.embedding_bag(
+            indices, columns, offsets, mode="sum", per_sample_weights=per_sample_weights)
+    return result
