@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ import numpy as np
 from ..errors import InputError
 from ..io.npz import read_npz
 
-DIGITS_PATH = Path(__file__).resolve().parents[2] / "data" / "digits" / "digits.npz"
+# data/digits of the checkout, installed as the package ``potts_gwg.digits`` (pip unpacks wheels
+# onto the file system, so this is a real path in a checkout, an editable install and a wheel).
+DIGITS_PATH = Path(str(files("potts_gwg.digits").joinpath("digits.npz")))
 
 
 @dataclass
