@@ -49,11 +49,16 @@ def contact_scores(J: np.ndarray, alphabet: str, apc: bool = True) -> np.ndarray
     return average_product_correction(scores) if apc else scores
 
 
-def ranked_pairs(scores: np.ndarray, min_separation: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def ranked_pairs(scores: np.ndarray, min_separation: int = 1,
+                 keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i, j), 0-based, i < j, j − i ≥ min_separation, by decreasing score.
 
-    Ties keep (i, j) order, so the ranking is deterministic.
+    ``keep`` (L, L) bool, if given, leaves out the pairs where it is False (e.g. residues
+    without coordinates). Ties keep (i, j) order, so the ranking is deterministic.
     """
-    first, second = np.triu_indices(scores.shape[0], k=max(1, min_separation))
-    order = np.argsort(-scores[first, second], kind="stable")
+    first, second = np.triu_indices(scores.shape[0], k=max(1, int(min_separation)))
+    if keep is not None:
+        kept = keep[first, second]
+        first, second = first[kept], second[kept]
+    order = np.argsort(-scores[first, second], kind="stable")  # triu order is (i, j) order
     return first[order], second[order]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from potts_gwg.contacts import ranked_pairs
 from potts_gwg.errors import InputError
 
 SEPARATIONS = (6, 12, 24)
@@ -21,21 +22,6 @@ def native_contacts(distances: np.ndarray, cutoff: float = CONTACT_CUTOFF) -> np
     return np.nan_to_num(np.asarray(distances, dtype=np.float64), nan=np.inf) < cutoff
 
 
-def ranked_pairs(scores: np.ndarray, min_separation: int,
-                 distances: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs i < j with j − i ≥ min_separation, best score first, ties in (i, j) order.
-
-    With ``distances``, pairs whose distance is NaN are left out. Returns (i, j) index arrays.
-    """
-    scores = _square(scores, "scores")
-    i, j = np.triu_indices(scores.shape[0], k=max(int(min_separation), 1))
-    if distances is not None:
-        known = np.isfinite(_square(distances, "distances")[i, j])
-        i, j = i[known], j[known]
-    order = np.argsort(-scores[i, j], kind="stable")  # triu order is (i, j) order
-    return i[order], j[order]
-
-
 def precision_at(scores: np.ndarray, distances: np.ndarray, min_separation: int, top: int,
                  cutoff: float = CONTACT_CUTOFF) -> float:
     """Fraction of contacts among the ``top`` best-scored known pairs, j − i ≥ min_separation.
@@ -44,7 +30,7 @@ def precision_at(scores: np.ndarray, distances: np.ndarray, min_separation: int,
     scores rank last.
     """
     distances = _same_shape(scores, distances)
-    i, j = ranked_pairs(scores, min_separation, distances)
+    i, j = ranked_pairs(scores, min_separation, np.isfinite(distances))
     return _precision(distances[i[:top], j[:top]], cutoff)
 
 
@@ -60,7 +46,7 @@ def precision_table(scores: np.ndarray, distances: np.ndarray,
     length = distances.shape[0]
     table = []
     for separation in separations:
-        i, j = ranked_pairs(scores, separation, distances)
+        i, j = ranked_pairs(scores, separation, np.isfinite(distances))
         ranked_distances = distances[i, j]
         for label, divisor in FRACTIONS.items():
             k = max(1, length // divisor)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from potts_gwg.atomic import atomic_path
-from potts_gwg.evaluation import CONTACT_CUTOFF, native_contacts, precision_at, ranked_pairs
+from potts_gwg.contacts import ranked_pairs
+from potts_gwg.evaluation import CONTACT_CUTOFF, native_contacts, precision_at
 
 NATIVE_COLOUR = "0.75"
 TRUE_COLOUR = "tab:blue"

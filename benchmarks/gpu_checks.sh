@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Every GPU check of issues 3 and 5 (and the gpu-marked tests) in one prepared run, for a
+# session that is lent a GPU for a few minutes. Writes at most 7 files into OUTDIR (the device
+# tool returns 8): gpu_checks.log, pytest_gpu.log and one JSON per benchmark.
+#
+#   bash benchmarks/gpu_checks.sh OUTDIR [SECTION ...]
+#
+# Sections (default: all, in this order; each under its own time limit, 10 min together, so
+# one device call of 600 s fits "tests plm synthetic pcd" and a second one "sampler"):
+#   tests      pytest -m gpu                                               (limit 120 s)
+#   plm        plm_contacts.py on the 9 dev families (CRY2 fit+contacts <= 10 s target)  (120 s)
+#   synthetic  plm_synthetic.py, L = 1000, N = 5000 (must run on an 80 GB GPU)    (90 s)
+#   pcd        pcd_contacts.py, GWG-PCD defaults on DHFR_1RX2 and CRY2_4I6E
+#              (Pearson C >= 0.95 in <= 10 s and <= 60 s targets)                 (240 s)
+#   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)      (120 s)
+# GPU_CHECKS_DEVICE=cpu GPU_CHECKS_QUICK=1 runs the same plumbing on a CPU with tiny sizes
+# (a rehearsal before spending device time; benchmarks/README.md "GPU session").
+# The dev families are read from ../shared/data, as everywhere in benchmarks/.
+set -uo pipefail
+out=${1:?usage: gpu_checks.sh OUTDIR [SECTION ...]}
+shift
+sections=("${@:-tests plm synthetic pcd sampler}")
+sections=(${sections[*]})
+device=${GPU_CHECKS_DEVICE:-cuda}
+quick=${GPU_CHECKS_QUICK:-0}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+log="$out/gpu_checks.log"
+python=python3
+if $python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    python="python3 -P"  # keep the checkout's potts_gwg/ off sys.path: test the installed one
+fi
+
+say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$log"; }
+
+section() {  # section NAME LIMIT_SECONDS COMMAND...
+    local name=$1 limit=$2
+    shift 2
+    say "== $name (limit ${limit} s): $*"
+    local start=$SECONDS
+    timeout --signal=TERM --kill-after=10 "$limit" "$@" >>"$log" 2>&1
+    local status=$?
+    say "== $name: exit $status after $((SECONDS - start)) s"
+}
+
+say "gpu_checks: sections ${sections[*]} on $device (quick=$quick)"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 || true
+  $python -c 'import torch, potts_gwg; print("torch", torch.__version__, "cuda",
+torch.cuda.is_available(), "potts_gwg", potts_gwg.__file__)'
+} >>"$log" 2>&1
+
+if [ "$quick" = 1 ]; then
+    plm_families=PF00018_2O9S pcd_families=PF00018_2O9S
+    synthetic=(--length 60 --sequences 300 --max-iterations 5)
+    pcd_options=(--max-iterations 20)
+    sampler=(--min-seconds 0.1 --max-steps 3 --max-step-seconds 0.5 --skip-mixing)
+else
+    plm_families= pcd_families=DHFR_1RX2,CRY2_4I6E
+    synthetic=(--length 1000 --sequences 5000)
+    pcd_options=(--max-time 90)
+    sampler=(--max-step-seconds 10 --ising-seconds 5)
+fi
+
+for name in "${sections[@]}"; do
+    case $name in
+    tests)
+        section tests 120 $python -m pytest -q -m gpu -p no:cacheprovider \
+            "$here/../tests" --junit-xml="$out/pytest_gpu.xml"
+        ;;
+    plm)
+        section plm 120 $python "$here/plm_contacts.py" --device "$device" \
+            ${plm_families:+--families "$plm_families"} -o "$out/plm_contacts_$device.json"
+        ;;
+    synthetic)
+        section synthetic 90 $python "$here/plm_synthetic.py" --device "$device" \
+            "${synthetic[@]}" -o "$out/plm_synthetic_$device.json"
+        ;;
+    pcd)
+        section pcd 240 $python "$here/pcd_contacts.py" --device "$device" \
+            --families "$pcd_families" --gibbs-max-length 0 -o "$out/pcd_contacts_$device.json" \
+            -- "${pcd_options[@]}"
+        ;;
+    sampler)
+        section sampler 120 $python "$here/sampler_throughput.py" --device "$device" \
+            "${sampler[@]}" --out "$out/sampler_throughput_$device.json"
+        ;;
+    *)
+        say "unknown section $name (tests, plm, synthetic, pcd, sampler)"
+        ;;
+    esac
+done
+say "gpu_checks: done"
