@@ -20,6 +20,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,10 @@ from potts_gwg.weights import effective_number, sequence_weights
 
 
 def trajectory(family, settings: PcdSettings, updates: int, every: int,
-               average_from: int | None, average_step: int, seed: int) -> dict:
+               average_from: int | None, average_step: int, seed: int,
+               save: Callable[[dict], None]) -> dict:
+    """The family's run record; ``save(run)`` after every scored point, so a long run that
+    is stopped keeps what it measured."""
     alignment, base = family_base(family)
     n_states = len(PROTEIN_ALPHABET)
     indices = torch.as_tensor(alignment.indices).long()
@@ -56,6 +60,9 @@ def trajectory(family, settings: PcdSettings, updates: int, every: int,
     start = time.perf_counter()
     plm = fit_plm(indices, weights, n_states, PlmSettings())
     records = [{"update": 0, "pcd_seconds": 0.0, **precision(plm.J)}]
+    run = {**base, "n_effective": round(effective_number(weights), 2),
+           "plm_iterations": plm.iterations, "records": records}
+    save(run)
     print(f"{family.id}: PLM {plm.iterations} iterations, {time.perf_counter() - start:.0f} s, "
           f"P@L {records[0]['P@L_sep6']:.3f}", flush=True)
     state = initial_state(torch.from_numpy(plm.h), torch.from_numpy(plm.J), indices, weights,
@@ -89,8 +96,8 @@ def trajectory(family, settings: PcdSettings, updates: int, every: int,
               f"P@L {record['P@L_sep6']:.3f}" + (f" (averaged {record['averaged_P@L_sep6']:.3f})"
                                                  if averaged else "")
               + f"  {record['pcd_seconds']:.0f} s", flush=True)
-    return {**base, "n_effective": round(effective_number(weights), 2),
-            "plm_iterations": plm.iterations, "records": records}
+        save(run)
+    return run
 
 
 def main() -> None:
@@ -118,17 +125,22 @@ def main() -> None:
     settings = PcdSettings(sampler=arguments.sampler, n_chains=arguments.chains,
                            lambda_j=arguments.lambda_j, lambda_group=arguments.lambda_group,
                            learning_rate=arguments.learning_rate, target_pearson=None)
-    runs = [trajectory(family, settings, arguments.updates, arguments.every,
-                       arguments.average_from, arguments.average_step, arguments.seed)
-            for family in select_families(arguments.families)]
     record = {"benchmark": "pcd_trajectory", "command": " ".join(sys.argv),
               "git_commit": git_commit(), "machine": machine_description(),
               "threads": arguments.threads, "settings": settings.as_dict(),
               "average_from": arguments.average_from, "average_step": arguments.average_step,
-              "runs": runs}
-    with atomic_open(arguments.output) as stream:
-        json.dump(record, stream, indent=2)
-        stream.write("\n")
+              "runs": []}
+
+    def save(run: dict) -> None:
+        if not record["runs"] or record["runs"][-1] is not run:
+            record["runs"].append(run)
+        with atomic_open(arguments.output) as stream:
+            json.dump(record, stream, indent=2)
+            stream.write("\n")
+
+    for family in select_families(arguments.families):
+        trajectory(family, settings, arguments.updates, arguments.every, arguments.average_from,
+                   arguments.average_step, arguments.seed, save)
     print(f"-> {arguments.output}")
 
 
