@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of issues 3 and 5 (and the gpu-marked tests) in one prepared run, for a
 # session that is lent a GPU for a few minutes. Writes at most 7 files into OUTDIR (the device
-# tool returns 8): gpu_checks.log, pytest_gpu.log and one JSON per benchmark.
+# tool returns 8): gpu_checks.log, pytest_gpu.xml and one JSON per benchmark.
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR [SECTION ...]
 #
@@ -19,8 +19,10 @@
 set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUTDIR [SECTION ...]}
 shift
-sections=("${@:-tests plm synthetic pcd sampler}")
-sections=(${sections[*]})
+if [ $# -eq 0 ]; then
+    set -- tests plm synthetic pcd sampler
+fi
+sections=("$@")
 device=${GPU_CHECKS_DEVICE:-cuda}
 quick=${GPU_CHECKS_QUICK:-0}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -43,9 +43,9 @@ from potts_gwg.weights import effective_number, sequence_weights
 
 def trajectory(family, settings: PcdSettings, updates: int, every: int,
                average_from: int | None, average_step: int, seed: int,
-               save: Callable[[dict], None]) -> dict:
-    """The family's run record; ``save(run)`` after every scored point, so a long run that
-    is stopped keeps what it measured."""
+               save: Callable[[dict], None]) -> None:
+    """Fit and score one family; ``save(run)`` (the family's record so far) after every
+    scored point, so a long run that is stopped keeps what it measured."""
     alignment, base = family_base(family)
     n_states = len(PROTEIN_ALPHABET)
     indices = torch.as_tensor(alignment.indices).long()
@@ -97,7 +97,6 @@ def trajectory(family, settings: PcdSettings, updates: int, every: int,
                                                  if averaged else "")
               + f"  {record['pcd_seconds']:.0f} s", flush=True)
         save(run)
-    return run
 
 
 def main() -> None:

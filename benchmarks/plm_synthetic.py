@@ -3,8 +3,8 @@ must run on an 80 GB GPU). Records the memory estimate made before allocating, t
 device memory the fit used, wall time and iterations.
 
 The alignment is random but not uniform: each sequence is a noisy copy of one of a few
-ancestors (at its own mutation rate), so the weights are not all 1 and the fit has structure to learn. Size, not
-precision, is what this measures.
+ancestors (at its own mutation rate), so the weights are not all 1 and the fit has structure
+to learn. Size, not precision, is what this measures.
 
     python benchmarks/plm_synthetic.py --device cuda --length 1000 --sequences 5000 \
         -o benchmarks/results/plm_synthetic_cuda.json
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, git_commit, machine_description
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
+from potts_gwg.atomic import atomic_open
 from potts_gwg.fit.memory import format_bytes, plm_bytes
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.pipeline import FitOptions, fit_stage
@@ -89,8 +90,9 @@ def main() -> None:
     print(f"{summary.iterations} iterations in {seconds:.1f} s on {summary.device}; peak "
           f"{'device memory' if summary.peak_memory_bytes else 'RSS'} {format_bytes(peak)} "
           f"against the estimate {format_bytes(estimate)}")
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(json.dumps(record, indent=2) + "\n")
+    with atomic_open(arguments.output) as stream:
+        json.dump(record, stream, indent=2)
+        stream.write("\n")
 
 
 if __name__ == "__main__":
