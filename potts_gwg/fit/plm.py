@@ -10,7 +10,8 @@ over E's rows (each sequence picks the L rows (j, x_nj) and sums them: N·L·L·
 one-hot matmul with q times more work; in cache-sized column blocks on CPU, see
 ``row_sums``). L-BFGS works on E directly; the gradient is symmetrised and masked, so E stays
 symmetric with J_ii = 0.
-The same code runs on CPU and GPU; on CPU it is deterministic.
+The same code runs on CPU and GPU; on CPU it is deterministic, also across thread counts
+(long reductions are ``ordered_sums``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 import torch
 
 from ..errors import NumericalError
+from ..ordered_sums import ordered_dot, ordered_sum
 from ..row_sums import summed_rows
-from .lbfgs import lbfgs_init, lbfgs_step
+from .lbfgs import clear_history, lbfgs_init, lbfgs_step
 
 PSEUDOCOUNT_FOR_FIELDS = 1.0
 CONVERGENCE_WINDOW = 5
@@ -80,7 +82,7 @@ class _PlmObjective:
         site_offsets = torch.arange(length, device=device) * n_states
         self.rows = (indices.long() + site_offsets).contiguous()          # (N, L) rows of E
         self.targets = indices.long().unsqueeze(2)                         # (N, L, 1)
-        self.scale = 1.0 / (float(weights.sum()) * length)
+        self.scale = 1.0 / (ordered_sum(weights) * length)
         self.scaled_weights = (weights.to(torch.float32) * self.scale).view(-1, 1, 1)
         self.lambda_h = settings.lambda_h * self.scale
         # ‖E‖² counts every pair twice: λ_J Σ_{i<j}‖J_ij‖² = (λ_J / 2) ‖E‖².
@@ -104,9 +106,10 @@ class _PlmObjective:
         logits = summed.view(n_sequences, self.length, self.n_states) + fields
         log_probabilities = torch.log_softmax(logits, dim=2)
         observed = log_probabilities.gather(2, self.targets)
-        data_term = -float((observed * self.scaled_weights).sum())
-        value = (data_term + self.lambda_h * float(fields.reshape(-1).dot(fields.reshape(-1)))
-                 + 0.5 * self.lambda_j * float(couplings_flat.dot(couplings_flat)))
+        data_term = -ordered_sum(observed * self.scaled_weights)
+        flat_fields = fields.reshape(-1)
+        value = (data_term + self.lambda_h * ordered_dot(flat_fields, flat_fields)
+                 + 0.5 * self.lambda_j * ordered_dot(couplings_flat, couplings_flat))
 
         logit_gradient = log_probabilities.exp_()                           # softmax
         logit_gradient.scatter_add_(2, self.targets,
@@ -128,13 +131,18 @@ class _PlmObjective:
         return value, gradient
 
 
+def _norm(vector: torch.Tensor) -> float:
+    return math.sqrt(ordered_dot(vector, vector))
+
+
 def initial_fields(indices: torch.Tensor, weights: torch.Tensor, n_states: int) -> torch.Tensor:
     """Fields of the independent-site model: log of weighted frequencies with a pseudocount,
     centred per site. A good start shortens L-BFGS by many iterations."""
     length = indices.shape[1]
     counts = torch.zeros(length, n_states, dtype=torch.float32, device=indices.device)
     counts.scatter_add_(1, indices.long().T, weights.to(torch.float32).expand(length, -1))
-    frequencies = (counts + PSEUDOCOUNT_FOR_FIELDS / n_states) / (weights.sum() + PSEUDOCOUNT_FOR_FIELDS)
+    total = ordered_sum(weights) + PSEUDOCOUNT_FOR_FIELDS
+    frequencies = (counts + PSEUDOCOUNT_FOR_FIELDS / n_states) / total
     fields = frequencies.log()
     return fields - fields.mean(dim=1, keepdim=True)
 
@@ -175,18 +183,17 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
         lbfgs_step(evaluate, state, settings.history_size)
         values.append(state.value)
         if on_iteration is not None:
-            on_iteration(state.iteration, state.value, float(state.gradient.norm()))
+            on_iteration(state.iteration, state.value, _norm(state.gradient))
         window = values[-1 - CONVERGENCE_WINDOW:]
         if len(values) > CONVERGENCE_WINDOW and \
                 (window[0] - window[-1]) <= settings.tolerance * abs(window[0]):
             converged = True
             break
-    state.steps.clear()  # free the history before the (L, L, q, q) copy below
-    state.gradient_changes.clear()
+    clear_history(state)  # free the history before the (L, L, q, q) copy below
     fields = state.x[:n_fields].view(length, n_states)
     coupling_blocks = state.x[n_fields:].view(length, n_states, length, n_states)
     J = coupling_blocks.permute(0, 2, 1, 3).contiguous()
-    value, gradient_norm = state.value, float(state.gradient.norm())
+    value, gradient_norm = state.value, _norm(state.gradient)
     return PlmResult(h=fields.cpu().numpy().astype(np.float32),
                      J=J.cpu().numpy().astype(np.float32), objective=value,
                      gradient_norm=gradient_norm, iterations=state.iteration,

@@ -100,6 +100,28 @@ def test_fit_output_is_symmetric_and_deterministic():
     assert first.J.dtype == np.float32 and first.iterations <= 15
 
 
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_fit_is_the_same_on_any_number_of_cpu_threads(restore_threads):
+    """Users on a laptop and on a 16-core server get the same model, bit for bit. The sizes
+    make torch parallelise its reductions (more than 32 768 elements)."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 21, size=(400, 20))
+    weights = torch.as_tensor(rng.uniform(0.2, 1.0, size=400), dtype=torch.float32)
+    fits = []
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        fits.append(fit_plm(x, weights, 21, PlmSettings(max_iterations=15)))
+    for other in fits[1:]:
+        assert other.iterations == fits[0].iterations
+        assert np.array_equal(other.J, fits[0].J) and np.array_equal(other.h, fits[0].h)
+
+
 @pytest.mark.gpu
 def test_gpu_fit_matches_cpu_fit():
     """Same code on both devices: float32 reductions differ in order, so compare loosely."""
