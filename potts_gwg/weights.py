@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .ordered_sums import ordered_sum
 from .progress import progress_bar
 
 DEFAULT_THETA = 0.8
@@ -73,7 +74,7 @@ def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int, theta: f
 
 def effective_number(weights: torch.Tensor) -> float:
     """Neff = Σ_n w_n."""
-    return float(weights.sum())
+    return ordered_sum(weights)
 
 
 def chunk_rows(n_sequences: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:

@@ -38,6 +38,7 @@ from torch import Tensor
 from ..engine.potts import PottsEnergy
 from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
+from ..ordered_sums import ordered_sum
 from .statistics import DataStatistics, pair_frequencies, site_frequencies
 
 SAMPLERS = ("gwg", "gibbs")
@@ -185,7 +186,7 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
     ``on_checkpoint(state)`` is called every ``checkpoint_interval`` seconds of wall time.
     """
     length = data.shape[1]
-    n_effective = float(weights.sum())
+    n_effective = ordered_sum(weights)
     statistics = DataStatistics(data, n_states, weights)
     energy = PottsEnergy(state.h, J_from_couplings(state.couplings, length, n_states))
     # Train the energy's own buffers in place: no copy of J per update.

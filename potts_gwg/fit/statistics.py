@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..ordered_sums import ordered_sum
 from ..row_sums import summed_rows
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
@@ -22,14 +23,20 @@ def one_hot_rows(indices: Tensor, n_states: int, dtype: torch.dtype = torch.floa
     return torch.nn.functional.one_hot(indices.long(), n_states).flatten(1).to(dtype)
 
 
+def _total_weight(n_sequences: int, weights: Tensor | None) -> float:
+    """Σ w_n, the same on any CPU thread count (N alone for uniform weights: no GPU sync)."""
+    return float(n_sequences) if weights is None else ordered_sum(weights)
+
+
 def site_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = None) -> Tensor:
     """Weighted one-site frequencies ``(L, q)``; ``weights`` (N,) default uniform."""
     n_sequences, length = indices.shape
+    total = _total_weight(n_sequences, weights)
     if weights is None:
         weights = torch.ones(n_sequences, dtype=torch.float32, device=indices.device)
     counts = torch.zeros(length, n_states, dtype=torch.float32, device=indices.device)
     counts.scatter_add_(1, indices.long().T, weights.to(torch.float32).expand(length, -1))
-    return counts / weights.sum()
+    return counts / total
 
 
 def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = None,
@@ -44,6 +51,7 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
     """
     n_sequences, length = indices.shape
     width = length * n_states
+    total_weight = _total_weight(n_sequences, weights)
     if weights is None:
         weights = torch.ones(n_sequences, dtype=torch.float32, device=indices.device)
     weights = weights.to(torch.float32)
@@ -59,7 +67,7 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
         total += summed_rows(members, one_hot_rows(chunk, n_states),
                              torch.cumsum(counts, 0) - counts,
                              per_sample_weights=weights[start:start + rows_per_chunk][members])
-    return total / weights.sum()
+    return total / total_weight
 
 
 def pair_mask(length: int, n_states: int, device: torch.device | str | None = None) -> Tensor:
