@@ -31,6 +31,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def restore_threads():
+    """For tests that change torch's CPU thread count: puts it back afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def example_model(tmp_path_factory) -> Path:
     """A PLM model of the shipped SH3 example, fitted once per test session."""

@@ -8,14 +8,6 @@ import torch
 
 from potts_gwg.ordered_sums import BLOCK, CHUNK, ordered_dot, ordered_sum
 
-
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 # Lengths: below one chunk, whole chunks, a partial chunk, several blocks plus a tail.
 LENGTHS = (1, 1000, 4 * CHUNK, 4 * CHUNK + 17, 2 * BLOCK + 3 * CHUNK + 5)
 

@@ -100,13 +100,6 @@ def test_fit_output_is_symmetric_and_deterministic():
     assert first.J.dtype == np.float32 and first.iterations <= 15
 
 
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_fit_is_the_same_on_any_number_of_cpu_threads(restore_threads):
     """Users on a laptop and on a 16-core server get the same model, bit for bit. The sizes
     make torch parallelise its reductions (more than 32 768 elements)."""
