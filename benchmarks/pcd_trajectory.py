@@ -10,7 +10,8 @@ library's `fit_pcd`, continued from its own state, so the trajectory is the one 
 uninterrupted run with the same seed.
 
     python benchmarks/pcd_trajectory.py --families 16pkA --updates 300 --every 50 \
-        -o benchmarks/results/pcd_trajectory_cpu.json [--lambda-group 0.01] [--average-from 10]
+        -o benchmarks/results/pcd_trajectory_cpu.json [--lambda-group 0.01] [--average-from 10] \
+        [--steps K]
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=50, help="score every this many updates")
     parser.add_argument("--sampler", choices=("gwg", "gibbs"), default="gwg")
     parser.add_argument("--chains", type=int, default=PcdSettings.n_chains)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="sampler steps per update (default: the fit's, L/10)")
     parser.add_argument("--lambda-j", type=float, default=PcdSettings.lambda_j)
     parser.add_argument("--lambda-group", type=float, default=PcdSettings.lambda_group)
     parser.add_argument("--learning-rate", type=float, default=PcdSettings.learning_rate)
@@ -122,6 +125,7 @@ def main() -> None:
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
     settings = PcdSettings(sampler=arguments.sampler, n_chains=arguments.chains,
+                           steps=arguments.steps,
                            lambda_j=arguments.lambda_j, lambda_group=arguments.lambda_group,
                            learning_rate=arguments.learning_rate, target_pearson=None)
     record = {"benchmark": "pcd_trajectory", "command": " ".join(sys.argv),
