@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime
 import os
@@ -48,8 +49,20 @@ def select_families(ids: str | None) -> list[Family]:
     families = dev_families()
     if ids:
         wanted = ids.split(",")
+        unknown = sorted(set(wanted) - {family.id for family in families})
+        if unknown:
+            raise SystemExit(f"unknown family id(s): {', '.join(unknown)} "
+                             f"(known: {', '.join(family.id for family in families)})")
         families = [family for family in families if family.id in wanted]
     return families
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (so 0 cannot silently mean 'the default')."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def git_commit() -> str | None:

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, git_commit, machine_description, select_families
+from common import RESULTS, git_commit, machine_description, positive_int, select_families
 from plm_contacts import family_base, precision_summary
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
@@ -103,20 +103,20 @@ def trajectory(family, settings: PcdSettings, updates: int, every: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", required=True, help="comma-separated ids")
-    parser.add_argument("--updates", type=int, default=300)
-    parser.add_argument("--every", type=int, default=50, help="score every this many updates")
+    parser.add_argument("--updates", type=positive_int, default=300)
+    parser.add_argument("--every", type=positive_int, default=50, help="score every this many updates")
     parser.add_argument("--sampler", choices=("gwg", "gibbs"), default="gwg")
-    parser.add_argument("--chains", type=int, default=PcdSettings.n_chains)
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--chains", type=positive_int, default=PcdSettings.n_chains)
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="sampler steps per update (default: the fit's, L/10)")
     parser.add_argument("--lambda-j", type=float, default=PcdSettings.lambda_j)
     parser.add_argument("--lambda-group", type=float, default=PcdSettings.lambda_group)
     parser.add_argument("--learning-rate", type=float, default=PcdSettings.learning_rate)
-    parser.add_argument("--average-from", type=int, default=None,
+    parser.add_argument("--average-from", type=positive_int, default=None,
                         help="also score the mean couplings from this update on")
-    parser.add_argument("--average-step", type=int, default=5,
+    parser.add_argument("--average-step", type=positive_int, default=5,
                         help="updates between the snapshots that are averaged")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "pcd_trajectory.json")
     arguments = parser.parse_args()
