@@ -104,7 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", required=True, help="comma-separated ids")
     parser.add_argument("--updates", type=positive_int, default=300)
-    parser.add_argument("--every", type=positive_int, default=50, help="score every this many updates")
+    parser.add_argument("--every", type=positive_int, default=50,
+                        help="score every this many updates")
     parser.add_argument("--sampler", choices=("gwg", "gibbs"), default="gwg")
     parser.add_argument("--chains", type=positive_int, default=PcdSettings.n_chains)
     parser.add_argument("--steps", type=positive_int, default=None,
