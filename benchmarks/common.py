@@ -57,12 +57,18 @@ def select_families(ids: str | None) -> list[Family]:
     return families
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (so 0 cannot silently mean 'the default')."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def int_at_least(minimum: int):
+    """argparse type: an integer >= ``minimum`` (so 0 cannot silently mean 'the default')."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"  # argparse names the type in its messages
+    return parse
+
+
+positive_int = int_at_least(1)
 
 
 def git_commit() -> str | None:

@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, git_commit, machine_description, positive_int, select_families
+from common import (RESULTS, git_commit, int_at_least, machine_description, positive_int,
+                    select_families)
 from plm_contacts import family_base, precision_summary
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
@@ -107,7 +108,8 @@ def main() -> None:
     parser.add_argument("--every", type=positive_int, default=50,
                         help="score every this many updates")
     parser.add_argument("--sampler", choices=("gwg", "gibbs"), default="gwg")
-    parser.add_argument("--chains", type=positive_int, default=PcdSettings.n_chains)
+    parser.add_argument("--chains", type=int_at_least(2), default=PcdSettings.n_chains,
+                        help="persistent chains (at least 2, as for `fit --chains`)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help="sampler steps per update (default: the fit's, L/10)")
     parser.add_argument("--lambda-j", type=float, default=PcdSettings.lambda_j)
