@@ -4,9 +4,9 @@ Per family, in one run and as child processes (wall time and peak memory are the
 PLM with its defaults (the baseline); GWG-PCD with the given settings, started from that PLM
 model (``--init FILE``, the same start as the default ``--init plm``; its wall time excludes
 the PLM fit); Gibbs-PCD from the same start with ``--max-time`` set to GWG's PCD time, so the
-two samplers get equal wall time. Every fit is scored by `contacts --pdb --json`. The targets (issue 5): GWG mean top-L
-precision (|i−j| ≥ 6) above PLM's over the families with L ≥ 150, and no family more than
-0.02 below PLM.
+two samplers get equal wall time. Every fit is scored by `contacts --pdb --json`. The targets
+(issue 5): GWG mean top-L precision (|i−j| ≥ 6) above PLM's over the families with L ≥ 150,
+and no family more than 0.02 below PLM.
 
     python benchmarks/pcd_contacts.py --device cpu --threads 2 \
         -o benchmarks/results/pcd_contacts_cpu.json [-- extra fit options for gwg/gibbs]
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, select_families
+from common import RESULTS, positive_int, select_families
 from plm_contacts import _line, family_base, run_potts_gwg
 
 LONG = 150  # the issue's "long proteins": L >= 150
@@ -34,7 +34,7 @@ LONG = 150  # the issue's "long proteins": L >= 150
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=positive_int, default=None)
     parser.add_argument("--families", help="comma-separated ids (default: all 9)")
     parser.add_argument("--gibbs-max-length", type=int, default=None,
                         help="run the equal-time Gibbs-PCD comparison only for L up to this "

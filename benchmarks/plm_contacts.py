@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, git_commit, machine_description, select_families, timed_run
+from common import (RESULTS, git_commit, machine_description, positive_int, select_families,
+                    timed_run)
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.evaluation import precision_table
@@ -97,7 +98,7 @@ def run_ccmpred(family, executable, threads, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=positive_int, default=None)
     parser.add_argument("--families", help="comma-separated ids (default: all 9)")
     parser.add_argument("--ccmpred", help="path to a CCMpred executable for the baseline")
     parser.add_argument("--ccmpred-threads", default="2",
