@@ -31,24 +31,32 @@ def _chunked_total(values: Tensor) -> Tensor:
     return chunk_totals.double().sum() + values[whole:].sum().double()
 
 
-def _blocked_total(numel: int, block: Callable[[int, int], Tensor]) -> float:
-    """Σ over the BLOCKs ``block(start, stop)`` of a flat vector of ``numel`` elements."""
+def _blocked_total(numel: int, block: Callable[[int, int], Tensor]) -> Tensor:
+    """Σ over the BLOCKs ``block(start, stop)`` of a flat CPU vector of ``numel`` elements,
+    as a float64 scalar tensor."""
     total = torch.zeros((), dtype=torch.float64)
     for start in range(0, numel, BLOCK):
         total += _chunked_total(block(start, min(start + BLOCK, numel)))
-    return float(total)
+    return total
+
+
+def ordered_total(values: Tensor) -> Tensor:
+    """Σ values (any shape) as a float64 scalar tensor on their device, in a fixed order on
+    CPU; no host-device synchronisation (accumulate several, read them once)."""
+    flat = values.reshape(-1)
+    if flat.device.type != "cpu":
+        return flat.sum(dtype=torch.float64)
+    return _blocked_total(flat.numel(), lambda start, stop: flat[start:stop])
 
 
 def ordered_sum(values: Tensor) -> float:
     """Σ values (any shape) as a Python float, the same on any number of CPU threads."""
-    flat = values.reshape(-1)
-    if flat.device.type != "cpu":
-        return float(flat.sum(dtype=torch.float64))
-    return _blocked_total(flat.numel(), lambda start, stop: flat[start:stop])
+    return float(ordered_total(values))
 
 
 def ordered_dot(left: Tensor, right: Tensor) -> float:
     """left · right of two flat float tensors, the same on any number of CPU threads."""
     if left.device.type != "cpu":
         return float(torch.dot(left, right))
-    return _blocked_total(left.numel(), lambda start, stop: left[start:stop] * right[start:stop])
+    return float(_blocked_total(left.numel(),
+                                lambda start, stop: left[start:stop] * right[start:stop]))

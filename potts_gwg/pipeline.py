@@ -116,7 +116,8 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     check_fit_memory(alignment.n_sequences, alignment.length, n_states,
                      options.plm.history_size, device, options.max_memory,
                      pcd_chains=options.pcd.n_chains if pcd else None,
-                     plm_init=options.init == "plm")
+                     plm_init=options.init == "plm",
+                     adam=pcd and options.pcd.optimizer == "adam")
     report(f"read {msa_path}: {alignment.format}, N={alignment.n_sequences}, "
            f"L={alignment.length}, query {alignment.query_name}")
     if device.type == "cuda":
@@ -146,8 +147,9 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     indices = torch.as_tensor(alignment.indices).to(device=device, dtype=torch.long)
     resumed_from = None
     if pcd:
-        h, J, summary, resumed_from = _fit_by_pcd(indices, weights, n_states, options, output, device,
-                                    report, on_iteration, on_pcd_iteration)
+        h, J, summary, resumed_from = _fit_by_pcd(indices, weights, n_states, options, output,
+                                                  device, report, on_iteration,
+                                                  on_pcd_iteration)
     else:
         result = fit_plm(indices, weights, n_states, options.plm, device=device,
                          on_iteration=on_iteration)
@@ -192,23 +194,11 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
     elif checkpoint.exists():
         report(f"replacing the old checkpoint {checkpoint} (use --resume to continue it)")
     if state is None:
-        if options.init == "plm":
-            report("start: PLM fit")
-            plm = fit_plm(indices, weights, n_states, options.plm, device=device,
-                          on_iteration=on_iteration)
-            h0, J0 = torch.from_numpy(plm.h), torch.from_numpy(plm.J)
-            start_meta = {"init": "plm", "plm": options.plm.as_dict(),
-                          "plm_iterations": plm.iterations, "plm_seconds": round(plm.seconds, 3)}
-        elif options.init == "independent":
-            length = indices.shape[1]
-            h0 = initial_fields(indices, weights, n_states).cpu()
-            J0 = torch.zeros(length, length, n_states, n_states)
-            start_meta = {"init": "independent"}
-        else:
-            h0, J0, start_meta = _start_from_model(options.init, indices.shape[1])
+        h0, J0, start_meta = _pcd_start(indices, weights, n_states, options, device, report,
+                                        on_iteration)
         state = initial_state(h0.to(device), J0.to(device), indices, weights, settings,
                               options.seed)
-        del J0
+        del h0, J0  # the start's (L, L, q, q) array: the state holds its own (L·q)² copy
         if options.checkpoint_interval is not None:
             save_checkpoint(checkpoint, state, settings, fingerprint, start_meta)
 
@@ -229,6 +219,25 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
         "pearson_sites": _finite_or_none(result.pearson_sites),
         "acceptance": _finite_or_none(result.acceptance),
     }, resumed_from
+
+
+def _pcd_start(indices: torch.Tensor, weights: torch.Tensor, n_states: int, options: FitOptions,
+               device: torch.device, report: Reporter, on_iteration
+               ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(h0, J0) on the CPU for ``--init`` and the meta fields that say where they came from.
+    Nothing else keeps J0 alive once the caller drops it (the PLM result is not returned)."""
+    if options.init == "plm":
+        report("start: PLM fit")
+        plm = fit_plm(indices, weights, n_states, options.plm, device=device,
+                      on_iteration=on_iteration)
+        return torch.from_numpy(plm.h), torch.from_numpy(plm.J), {
+            "init": "plm", "plm": options.plm.as_dict(), "plm_iterations": plm.iterations,
+            "plm_seconds": round(plm.seconds, 3)}
+    if options.init == "independent":
+        length = indices.shape[1]
+        h0 = initial_fields(indices, weights, n_states).cpu()
+        return h0, torch.zeros(length, length, n_states, n_states), {"init": "independent"}
+    return _start_from_model(options.init, indices.shape[1])
 
 
 def _start_from_model(path: str, length: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -290,11 +299,12 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
         raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
         write_contacts(output, format, scores, min_separation=min_separation,
                        sequence=query_sequence if isinstance(query_sequence, str) else None,
-                       raw_scores=raw, target=Path(model_path).stem)
+                       raw_scores=raw, target=Path(model_path).stem, apc=apc)
         summary.output = Path(output)
     if plot is not None:
         from .plot import contact_map_png
 
-        summary.plot = contact_map_png(plot, scores, distances, min_separation=max(6, min_separation),
+        summary.plot = contact_map_png(plot, scores, distances,
+                                       min_separation=max(6, min_separation),
                                        title=Path(model_path).stem)
     return summary

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .fit.statistics import one_hot_rows
 from .ordered_sums import ordered_sum
 from .progress import progress_bar
 
@@ -44,20 +45,23 @@ COMPARE_BLOCK_BYTES = 2**23   # bytes compared at once by the CPU kernel (stays 
 CENTRE_SEED = 0              # centres are drawn with a fixed seed: the result never depends on it
 
 
-def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int, theta: float = DEFAULT_THETA,
+def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int,
+                     theta: float = DEFAULT_THETA,
                      device: torch.device | str | None = None,
                      chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                      progress: bool | None = False, kernel: str | None = None
                      ) -> torch.Tensor:
     """Weights (N,) float32 on ``device`` for encoded sequences ``indices`` (N, L).
 
-    ``theta`` in (0, 1]; ``theta >= 1`` still clusters identical sequences only. A ``theta``
-    of 0 or less is rejected by the caller's option parsing; here it would give w = 1/N.
+    ``theta`` in (0, 1] (1: only identical sequences are neighbours); anything else is a
+    ValueError.
     ``chunk_bytes`` bounds each float32 block (one-hot rows or match counts); ``progress``
     shows a bar on stderr (None: only when stderr is a terminal). ``kernel`` ("compare" or
     "matmul", see ``_NeighbourCounter.mismatches``) only changes the speed; None picks by
     device.
     """
+    if not 0.0 < theta <= 1.0:
+        raise ValueError(f"theta must be in (0, 1], got {theta}")
     is_tensor = torch.is_tensor(indices)
     device = torch.device(device) if device is not None else (
         indices.device if is_tensor else torch.device("cpu"))
@@ -75,11 +79,6 @@ def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int, theta: f
 def effective_number(weights: torch.Tensor) -> float:
     """Neff = Σ_n w_n."""
     return ordered_sum(weights)
-
-
-def chunk_rows(n_sequences: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
-    """Rows per chunk for an N-column float32 block within ``chunk_bytes``."""
-    return max(1, min(n_sequences, chunk_bytes // (4 * max(1, n_sequences))))
 
 
 def _collapse_duplicates(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,12 +111,8 @@ class _NeighbourCounter:
                                if bool(passing.any()) else -1)
 
     def one_hot(self, row_indices: torch.Tensor | slice) -> torch.Tensor:
-        """(rows, L·q) float32 one-hot, written directly (no int64 one-hot in between)."""
-        states = self.rows[row_indices].long()
-        states += torch.arange(0, self.width, self.n_states, device=states.device)
-        encoded = torch.zeros((states.shape[0], self.width), dtype=torch.float32,
-                              device=states.device)
-        return encoded.scatter_(1, states, 1.0)
+        """(rows, L·q) float32 one-hot."""
+        return one_hot_rows(self.rows[row_indices], self.n_states)
 
     def block_rows(self, n_columns: int) -> int:
         """Rows per chunk so that a chunk's one-hot and its (rows, n_columns) block fit."""

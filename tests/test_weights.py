@@ -75,7 +75,7 @@ def test_weights_match_the_definition_and_do_not_depend_on_chunking():
 
 
 @pytest.mark.parametrize("theta, kernel", [(0.8, "compare"), (0.62, "compare"),
-                                           (1.0, "compare"), (1.2, "compare"), (0.8, "matmul")])
+                                           (1.0, "compare"), (0.3, "compare"), (0.8, "matmul")])
 def test_pruned_count_equals_the_plain_count(theta, kernel, single_thread):
     # 3000 sequences, > 4 rounds of centres' worth of unique rows: the pruned path is taken.
     rng = np.random.default_rng(1)
@@ -92,6 +92,14 @@ def test_small_and_degenerate_alignments():
         indices = rng.integers(0, 3, size=shape).astype(np.uint8)
         assert torch.equal(sequence_weights(indices, 21), reference_weights(indices, 21, 0.8))
     assert sequence_weights(np.zeros((0, 5), dtype=np.uint8), 21).shape == (0,)
+
+
+@pytest.mark.parametrize("theta", [0.0, -0.5, 1.2, float("nan")])
+def test_theta_outside_the_unit_interval_is_refused(theta):
+    """theta > 1 would make every neighbour count 0 (infinite weights); theta <= 0 every pair
+    a neighbour."""
+    with pytest.raises(ValueError, match="theta must be in"):
+        sequence_weights(np.zeros((3, 4), dtype=np.uint8), 21, theta=theta)
 
 
 def test_tensor_input_and_progress_bar(capsys):

@@ -87,7 +87,10 @@ class PottsEnergy(LocalFieldEnergy):
 
     def field_delta(self, sites: Tensor, old: Tensor, new: Tensor) -> Tensor:
         rows = torch.stack((sites * self.n_states + new, sites * self.n_states + old), 1)
-        signs = torch.tensor([1.0, -1.0], dtype=self.couplings.dtype, device=rows.device)
+        # +1 for the new row, −1 for the old one, filled on the device: a tensor built from
+        # a Python list would be a host-to-device copy that waits for the GPU on every step.
+        signs = torch.ones(rows.shape, dtype=self.couplings.dtype, device=rows.device)
+        signs[:, 1] = -1.0
         delta = functional.embedding_bag(rows, self.couplings, mode="sum",
-                                         per_sample_weights=signs.expand(rows.shape))
+                                         per_sample_weights=signs)
         return delta.view(sites.shape[0], self.n_sites, self.n_states)

@@ -23,7 +23,8 @@ from ..io.npz import json_meta, read_npz
 from .pcd import PcdSettings, PcdState
 
 FORMAT = "potts-gwg-pcd-checkpoint-2"
-STOP_CRITERIA = ("max_iterations", "max_time", "target_pearson", "check_every")
+# check_every is not among them: a checkpoint's partial Pearson window is summed over it.
+STOP_CRITERIA = ("max_iterations", "max_time", "target_pearson")
 SCALARS = ("iteration", "seconds", "scan_position", "pearson_pairs", "pearson_sites",
            "acceptance")
 

@@ -41,6 +41,7 @@ class LbfgsState:
     initial_scale: float = 1.0  # H_0 = (s·y / y·y) I of the newest pair
     iteration: int = 0
     evaluations: int = 1
+    stalled: bool = False  # no step along −g lowered the objective: float32 precision reached
 
 
 def lbfgs_init(evaluate: Evaluate, x0: torch.Tensor) -> LbfgsState:
@@ -69,28 +70,22 @@ def _direction(state: LbfgsState) -> torch.Tensor:
 def lbfgs_step(evaluate: Evaluate, state: LbfgsState, history_size: int) -> LbfgsState:
     """One iteration: direction, backtracking line search, history update (in place).
 
-    At a stationary point, or when no step lowers the objective, the state is left as it is
-    (only the iteration count moves), so the caller's stopping rule ends the run.
+    When the L-BFGS direction gives no decrease, the history is dropped and steepest descent
+    tried; when that fails too, or at a stationary point, the state is left as it is with
+    ``stalled`` set (only the iteration count moves): the caller should stop.
     """
     state.iteration += 1
     if not torch.any(state.gradient):
+        state.stalled = True
         return state
-    direction = _direction(state)
-    slope = ordered_dot(state.gradient, direction)
-    if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest descent
+    accepted = _line_search(evaluate, state)
+    if accepted is None and state.steps:
         clear_history(state)
-        direction = -state.gradient
-        slope = -ordered_dot(state.gradient, state.gradient)
-    step_length = 1.0 if state.steps else min(1.0, 1.0 / ordered_sum(state.gradient.abs()))
-    for _ in range(MAX_BACKTRACKS):
-        candidate = torch.add(state.x, direction, alpha=step_length)
-        value, gradient = evaluate(candidate)
-        state.evaluations += 1
-        if value <= state.value + ARMIJO_C1 * step_length * slope:
-            break
-        step_length *= BACKTRACK_FACTOR
-    else:
+        accepted = _line_search(evaluate, state)
+    if accepted is None:
+        state.stalled = True
         return state
+    candidate, value, gradient = accepted
     step = candidate - state.x
     change = gradient - state.gradient
     curvature = ordered_dot(step, change)
@@ -106,6 +101,27 @@ def lbfgs_step(evaluate: Evaluate, state: LbfgsState, history_size: int) -> Lbfg
             state.curvatures.pop(0)
     state.x, state.value, state.gradient = candidate, value, gradient
     return state
+
+
+def _line_search(evaluate: Evaluate, state: LbfgsState
+                 ) -> tuple[torch.Tensor, float, torch.Tensor] | None:
+    """Backtracking (Armijo) search along the L-BFGS direction (steepest descent without
+    history); the accepted (point, value, gradient), or None if no trial lowered the value."""
+    direction = _direction(state)
+    slope = ordered_dot(state.gradient, direction)
+    if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest descent
+        clear_history(state)
+        direction = -state.gradient
+        slope = -ordered_dot(state.gradient, state.gradient)
+    step_length = 1.0 if state.steps else min(1.0, 1.0 / ordered_sum(state.gradient.abs()))
+    for _ in range(MAX_BACKTRACKS):
+        candidate = torch.add(state.x, direction, alpha=step_length)
+        value, gradient = evaluate(candidate)
+        state.evaluations += 1
+        if value <= state.value + ARMIJO_C1 * step_length * slope:
+            return candidate, value, gradient
+        step_length *= BACKTRACK_FACTOR
+    return None
 
 
 def clear_history(state: LbfgsState) -> None:

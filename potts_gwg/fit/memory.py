@@ -24,10 +24,15 @@ WEIGHTS_CHUNK_BYTES = 256 * 2**20
 PLM_COUPLING_COPIES = 8
 # (N, L·q) float32 arrays: logits, log-probabilities and their gradients, one-hot for weights.
 PLM_SEQUENCE_COPIES = 5
-# Coupling-sized arrays of a PCD fit: the parameters, two Adam moments, the data's and the
-# chains' pair frequencies (the latter becomes the gradient), their sum over the diagnostic
-# window, and transient copies while the chains' energy is built and while J is returned.
-PCD_COUPLING_COPIES = 10
+# Coupling-sized arrays of a PCD fit (plain steps): the parameters, the data's and the chains'
+# pair frequencies (the latter becomes the gradient), their sum over the diagnostic window,
+# the start state the caller keeps (parameters and window), and transients while the chains'
+# energy is built and while J is returned. Measured peak: 8.3 such arrays (L = 200 and 300, few
+# sequences and chains, with checkpoints: benchmarks/pcd_memory.py).
+PCD_COUPLING_COPIES = 9
+# Adam adds its two moments, the caller's start copies of them, the square-root temporary and
+# a checkpoint's copies: measured 14.4 arrays in all.
+PCD_ADAM_COUPLING_COPIES = 6
 # (B, L·q) float32 arrays per chain: local fields, proposal differences, one-hot rows.
 PCD_CHAIN_COPIES = 4
 SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -45,14 +50,16 @@ def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int) -
 
 
 def fit_bytes(n_sequences: int, length: int, n_states: int, history_size: int,
-              pcd_chains: int | None = None, plm_init: bool = True) -> int:
-    """Peak bytes of a fit: PLM (``pcd_chains`` None), or PCD with that many chains, after
-    a PLM fit when ``plm_init`` (the two peaks do not overlap: PLM frees its arrays)."""
+              pcd_chains: int | None = None, plm_init: bool = True, adam: bool = False) -> int:
+    """Peak bytes of a fit: PLM (``pcd_chains`` None), or PCD with that many chains (and the
+    Adam optimiser if ``adam``), after a PLM fit when ``plm_init`` (the two peaks do not
+    overlap: PLM frees its arrays)."""
     plm = plm_bytes(n_sequences, length, n_states, history_size)
     if pcd_chains is None:
         return plm
     parameters = (length * n_states) ** 2
-    pcd = (PCD_COUPLING_COPIES * parameters * FLOAT_BYTES
+    copies = PCD_COUPLING_COPIES + (PCD_ADAM_COUPLING_COPIES if adam else 0)
+    pcd = (copies * parameters * FLOAT_BYTES
            + pcd_chains * length * n_states * FLOAT_BYTES * PCD_CHAIN_COPIES
            + n_sequences * length * (INDEX_BYTES + n_states * FLOAT_BYTES)
            + min(WEIGHTS_CHUNK_BYTES, FLOAT_BYTES * n_sequences ** 2))
@@ -60,10 +67,12 @@ def fit_bytes(n_sequences: int, length: int, n_states: int, history_size: int,
 
 
 def largest_length(n_sequences: int, n_states: int, history_size: int, budget: int,
-                   pcd_chains: int | None = None, plm_init: bool = True) -> int:
+                   pcd_chains: int | None = None, plm_init: bool = True,
+                   adam: bool = False) -> int:
     """The largest L whose fit stays within ``budget`` bytes (0 if none)."""
     def needed(length: int) -> int:
-        return fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init)
+        return fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init,
+                         adam)
 
     low, high = 0, 1
     while needed(high) <= budget:
@@ -111,9 +120,11 @@ def format_bytes(count: float) -> str:
 
 def check_fit_memory(n_sequences: int, length: int, n_states: int, history_size: int,
                      device: torch.device, max_memory: int | None = None,
-                     pcd_chains: int | None = None, plm_init: bool = True) -> int:
+                     pcd_chains: int | None = None, plm_init: bool = True,
+                     adam: bool = False) -> int:
     """Return the estimate, or raise :class:`ResourceError` saying what would fit."""
-    needed = fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init)
+    needed = fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init,
+                       adam)
     kind = "a PLM fit" if pcd_chains is None else f"a PCD fit with {pcd_chains} chains"
     available = available_bytes(device)
     budget = min(available, max_memory) if max_memory is not None else available
@@ -121,7 +132,7 @@ def check_fit_memory(n_sequences: int, length: int, n_states: int, history_size:
         limit = "--max-memory" if max_memory is not None and max_memory < available else \
             f"free memory on {device}"
         fits = largest_length(n_sequences, n_states, history_size, budget, pcd_chains,
-                              plm_init)
+                              plm_init, adam)
         raise ResourceError(
             f"{kind} of L={length}, N={n_sequences} needs about {format_bytes(needed)} but "
             f"{limit} is {format_bytes(budget)}; the largest L that fits with this N is "

@@ -14,9 +14,10 @@ the same formula as PLM's. At equal λ_J it is twice as strong here: the pseudo-
 counts each coupling in two conditionals, so its data gradient for J_ij is about twice the
 likelihood's. The default λ_J is therefore lower than PLM's 0.2: 0.02, which kept the contact
 ranking of the PLM start best on the dev families (0.1 and 0.2 lowered it more;
-benchmarks/README.md). The optimiser is plain gradient ascent (or Adam) on (h, J). The couplings live in the chains' :class:`PottsEnergy` as the
-symmetric ``(L·q, L·q)`` matrix and are updated in place; after each update the chain state
-is rebuilt (``sampler.init``) because its local fields belong to the old parameters.
+benchmarks/README.md). The optimiser is plain gradient ascent (or Adam) on (h, J). The
+couplings live in the chains' :class:`PottsEnergy` as the symmetric ``(L·q, L·q)`` matrix
+and are updated in place; after each update the chain state is rebuilt (``sampler.init``)
+because its local fields belong to the old parameters.
 
 Everything the run depends on (parameters, Adam moments, chains, generator state, counters)
 is a :class:`PcdState`; :mod:`potts_gwg.fit.checkpoint` saves and restores it, so a resumed
@@ -209,18 +210,24 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
     stop_reason = "max_iterations"
     last_checkpoint = time.monotonic()
 
-    def snapshot() -> PcdState:
-        return PcdState(h=h.clone(), couplings=couplings.clone(),
-                        moments={k: v.clone() for k, v in moments.items()},
+    def snapshot(copy: bool = True) -> PcdState:
+        """The run's state; ``copy=False`` hands over the live tensors (at the end only:
+        no second copy of the (L·q)² arrays at the peak)."""
+        own = Tensor.clone if copy else (lambda tensor: tensor)
+        return PcdState(h=h.clone(), couplings=own(couplings),
+                        moments={k: own(v) for k, v in moments.items()},
                         chains=chains.x.clone(), scan_position=chains.position,
                         generator_state=generator.get_state(),
-                        window_sites=window_sites.clone(), window_pairs=window_pairs.clone(),
+                        window_sites=window_sites.clone(), window_pairs=own(window_pairs),
                         iteration=iteration,
                         seconds=seconds, pearson_pairs=pearson_pairs,
                         pearson_sites=pearson_sites, acceptance=acceptance)
 
     while True:
-        if settings.target_pearson is not None and iteration >= target_from and \
+        # pearson_pairs is from the last check (iterations are counted across resumes, so
+        # checks fall on multiples of check_every); a check before target_from does not count.
+        last_check = iteration - iteration % settings.check_every
+        if settings.target_pearson is not None and last_check >= max(target_from, 1) and \
                 pearson_pairs >= settings.target_pearson:
             stop_reason = "target_pearson"
             break
@@ -284,13 +291,15 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
             on_checkpoint(snapshot())
             last_checkpoint = time.monotonic()
 
-    final_state = snapshot()
+    final_state = snapshot(copy=False)
     in_window = iteration % settings.check_every
-    if in_window:  # report on the updates since the last check too (the state is unchanged)
+    if in_window and stop_reason != "target_pearson":
+        # report on the updates since the last check too (the state is unchanged); a target
+        # stop reports the check that met the target
         pearson_pairs, pearson_sites = statistics.pearson(window_sites / in_window,
                                                           window_pairs / in_window)
     J = J_from_couplings(couplings, length, n_states)
-    return PcdResult(h=h.cpu().numpy().astype(np.float32), J=J.cpu().numpy().astype(np.float32),
+    return PcdResult(h=h.cpu().numpy().astype(np.float32), J=J.float().cpu().numpy(),
                      iterations=iteration, seconds=seconds, stop_reason=stop_reason,
                      pearson_pairs=pearson_pairs, pearson_sites=pearson_sites,
                      acceptance=acceptance, state=final_state)

@@ -153,7 +153,8 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
     """Fit h (L, q) and J (L, L, q, q) to encoded sequences ``indices`` (N, L) with weights (N,).
 
     Stops after ``max_iterations`` L-BFGS iterations, or (converged, as CCMpred) when the
-    objective fell by less than the fraction ``tolerance`` over the last 5 iterations.
+    objective fell by less than the fraction ``tolerance`` over the last 5 iterations, or
+    (converged at float32 precision) when no step along the gradient lowers it.
     ``on_iteration(iteration, objective, gradient_norm)`` is called after every iteration;
     the objective is in nats per site and effective sequence.
     """
@@ -185,7 +186,7 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
         if on_iteration is not None:
             on_iteration(state.iteration, state.value, _norm(state.gradient))
         window = values[-1 - CONVERGENCE_WINDOW:]
-        if len(values) > CONVERGENCE_WINDOW and \
+        if state.stalled or len(values) > CONVERGENCE_WINDOW and \
                 (window[0] - window[-1]) <= settings.tolerance * abs(window[0]):
             converged = True
             break
@@ -195,7 +196,7 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
     J = coupling_blocks.permute(0, 2, 1, 3).contiguous()
     value, gradient_norm = state.value, _norm(state.gradient)
     return PlmResult(h=fields.cpu().numpy().astype(np.float32),
-                     J=J.cpu().numpy().astype(np.float32), objective=value,
+                     J=J.cpu().numpy().astype(np.float32, copy=False), objective=value,
                      gradient_norm=gradient_norm, iterations=state.iteration,
                      evaluations=state.evaluations, converged=converged,
                      seconds=time.perf_counter() - start)

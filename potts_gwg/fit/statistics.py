@@ -9,18 +9,25 @@ one-site frequencies on their diagonal and are never used as pair statistics.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from ..ordered_sums import ordered_sum
+from ..ordered_sums import ordered_sum, ordered_total
 from ..row_sums import summed_rows
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 
 
 def one_hot_rows(indices: Tensor, n_states: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """``(N, L)`` indices -> ``(N, L·q)`` one-hot rows in ``dtype``."""
-    return torch.nn.functional.one_hot(indices.long(), n_states).flatten(1).to(dtype)
+    """``(N, L)`` indices -> ``(N, L·q)`` one-hot rows in ``dtype``, written directly: no
+    int64 one-hot in between (that would be 3x the float32 rows' memory at its peak)."""
+    n_rows, length = indices.shape
+    columns = indices.long() + torch.arange(0, length * n_states, n_states,
+                                            device=indices.device)
+    rows = torch.zeros((n_rows, length * n_states), dtype=dtype, device=indices.device)
+    return rows.scatter_(1, columns, 1.0)
 
 
 def _total_weight(n_sequences: int, weights: Tensor | None) -> float:
@@ -70,16 +77,37 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
     return total / total_weight
 
 
-def pair_mask(length: int, n_states: int, device: torch.device | str | None = None) -> Tensor:
-    """Bool ``(L·q, L·q)``: True on the blocks of pairs i < j (each pair once)."""
-    sites = torch.arange(length, device=device).repeat_interleave(n_states)
-    return sites[:, None] < sites[None, :]
+def correlations_pearson(pairs: Tensor, sites: Tensor, other_pairs: Tensor,
+                         other_sites: Tensor) -> float:
+    """Pearson correlation of two sets of connected correlations
+    C_ij(a, b) = f_ij(a, b) − f_i(a) f_j(b) over all pairs i < j and all states a, b, from
+    pair ``(L·q, L·q)`` and site ``(L, q)`` frequencies.
 
-
-def connected_correlations(pairs: Tensor, sites: Tensor, mask: Tensor) -> Tensor:
-    """C_ij(a, b) = f_ij(a, b) − f_i(a) f_j(b) over the pairs selected by ``mask``, flat."""
-    flat_sites = sites.reshape(-1)
-    return (pairs - flat_sites[:, None] * flat_sites[None, :])[mask]
+    One site's block row (q × (L − 1 − i)·q values, in float64) at a time: no (L·q)²
+    temporaries, and the five sums add up in a fixed order, so the number (and a PCD run's
+    stop) is the same on any CPU thread count.
+    """
+    length, n_states = sites.shape
+    flat, other_flat = sites.reshape(-1).double(), other_sites.reshape(-1).double()
+    totals = torch.zeros(5, dtype=torch.float64, device=sites.device)
+    count = 0
+    for site in range(length - 1):
+        rows = slice(site * n_states, (site + 1) * n_states)
+        columns = slice((site + 1) * n_states, None)
+        first = pairs[rows, columns].double() - flat[rows, None] * flat[None, columns]
+        second = (other_pairs[rows, columns].double()
+                  - other_flat[rows, None] * other_flat[None, columns])
+        totals += torch.stack([ordered_total(first), ordered_total(second),
+                               ordered_total(first * first), ordered_total(second * second),
+                               ordered_total(first * second)])
+        count += first.numel()
+    if count == 0:
+        return float("nan")
+    total_first, total_second, squares_first, squares_second, products = totals.tolist()
+    covariance = products - total_first * total_second / count
+    variances = ((squares_first - total_first ** 2 / count)
+                 * (squares_second - total_second ** 2 / count))
+    return covariance / math.sqrt(variances) if variances > 0 else float("nan")
 
 
 def pearson(first: Tensor, second: Tensor) -> float:
@@ -96,15 +124,13 @@ class DataStatistics:
     def __init__(self, data: Tensor, n_states: int, weights: Tensor | None = None):
         self.sites = site_frequencies(data, n_states, weights)
         self.pairs = pair_frequencies(data, n_states, weights)
-        self.mask = pair_mask(data.shape[1], n_states, device=data.device)
-        self.correlations = connected_correlations(self.pairs, self.sites, self.mask)
 
     def pearson(self, sites: Tensor, pairs: Tensor) -> tuple[float, float]:
         """Pearson correlations with other site ``(L, q)`` and pair ``(L·q, L·q)``
         frequencies: of the connected correlations C_ij(a, b) over all pairs i < j, and of
         the one-site frequencies (the two numbers adabmDCA reports). Returns (pairs, sites)."""
-        model = connected_correlations(pairs, sites, self.mask)
-        return pearson(model, self.correlations), pearson(sites.flatten(), self.sites.flatten())
+        return (correlations_pearson(pairs, sites, self.pairs, self.sites),
+                pearson(sites.flatten(), self.sites.flatten()))
 
 
 def statistics_agreement(samples: Tensor, data: Tensor, n_states: int,

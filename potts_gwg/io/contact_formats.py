@@ -22,18 +22,21 @@ CASP_SEQUENCE_LINE = 50
 
 def write_contacts(output: str | os.PathLike, format: str, scores: np.ndarray,
                    min_separation: int = 1, sequence: str | None = None,
-                   raw_scores: np.ndarray | None = None, target: str = "target") -> None:
-    """Write ``scores`` (L, L) in ``format``; ``raw_scores`` (F before APC) for ``csv``."""
+                   raw_scores: np.ndarray | None = None, target: str = "target",
+                   apc: bool = True) -> None:
+    """Write ``scores`` (L, L) in ``format``; ``raw_scores`` (F before APC) for ``csv``;
+    ``apc`` says whether ``scores`` are APC-corrected (CASP's METHOD line)."""
     if format not in CONTACT_FORMATS:
         raise ValueError(f"unknown contact format {format!r}")
     if str(output) == "-":
-        _write(sys.stdout, format, scores, min_separation, sequence, raw_scores, target)
+        _write(sys.stdout, format, scores, min_separation, sequence, raw_scores, target, apc)
         return
     with atomic_open(output) as stream:
-        _write(stream, format, scores, min_separation, sequence, raw_scores, target)
+        _write(stream, format, scores, min_separation, sequence, raw_scores, target, apc)
 
 
-def _write(stream: IO[str], format: str, scores, min_separation, sequence, raw_scores, target):
+def _write(stream: IO[str], format: str, scores, min_separation, sequence, raw_scores, target,
+           apc):
     if format == "mat":
         np.savetxt(stream, scores, fmt="%.6e", delimiter="\t")
         return
@@ -50,8 +53,9 @@ def _write(stream: IO[str], format: str, scores, min_separation, sequence, raw_s
         stream.writelines(f"{i + 1},{letters[i]},{j + 1},{letters[j]},{raw[i, j]:.6g},{value:.6g}\n"
                           for i, j, value in zip(first, second, values))
     elif format == "casp":
+        score = "Frobenius norm with APC" if apc else "Frobenius norm, no APC"
         stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n"
-                     "METHOD Potts model couplings, Frobenius norm with APC\nMODEL 1\n")
+                     f"METHOD Potts model couplings, {score}\nMODEL 1\n")
         if sequence:
             for start in range(0, len(sequence), CASP_SEQUENCE_LINE):
                 stream.write(sequence[start:start + CASP_SEQUENCE_LINE] + "\n")

@@ -78,6 +78,11 @@ def test_contacts_other_formats(example_model, tmp_path):
     casp = (tmp_path / "rr").read_text().splitlines()
     assert casp[0] == "PFRMAT RR" and casp[-1] == "END"
     assert casp[5] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
+    assert casp[3] == "METHOD Potts model couplings, Frobenius norm with APC"
+    assert run("contacts", example_model, "--format", "casp", "--no-apc",
+               "-o", tmp_path / "rr_raw").exit_code == 0
+    assert (tmp_path / "rr_raw").read_text().splitlines()[3] == \
+        "METHOD Potts model couplings, Frobenius norm, no APC"
 
 
 def test_no_apc_gives_plain_frobenius(example_model, tmp_path):

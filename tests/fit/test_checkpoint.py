@@ -53,6 +53,28 @@ def test_resuming_from_a_saved_checkpoint_ends_identical(problem, tmp_path, sing
     assert rest.iterations == whole.iterations == 10
 
 
+def test_resuming_inside_a_check_window_stops_where_the_whole_run_stops(problem, tmp_path,
+                                                                        single_thread):
+    """With a Pearson target the stop depends on the chains' statistics summed over the check
+    window: cut at update 15 (half-way through the window 11-20), the resumed run must reach
+    the same check at update 20 with the same Pearson values and parameters. (L = 6, 3 steps:
+    10 sweeps after 20 updates; a target of -1 is met by the first check that counts.)"""
+    x, weights, state = problem
+    settings = dataclasses.replace(SETTINGS, max_iterations=100, target_pearson=-1.0)
+    fingerprint = data_fingerprint(x, weights)
+    whole = fit_pcd(x, weights, 4, state, settings)
+    first = fit_pcd(x, weights, 4, state, dataclasses.replace(settings, max_iterations=15))
+    path = save_checkpoint(tmp_path / "run.checkpoint.npz", first.state, settings,
+                           fingerprint, {})
+    restored, _ = load_checkpoint(path, settings, fingerprint, torch.device("cpu"))
+    rest = fit_pcd(x, weights, 4, restored, settings)
+    assert (whole.stop_reason, whole.iterations) == ("target_pearson", 20)
+    assert (rest.stop_reason, rest.iterations) == ("target_pearson", 20)
+    assert (rest.pearson_pairs, rest.pearson_sites) == (whole.pearson_pairs,
+                                                        whole.pearson_sites)
+    assert np.array_equal(rest.J, whole.J) and np.array_equal(rest.h, whole.h)
+
+
 def test_stop_criteria_may_change_on_resume(problem, tmp_path):
     x, weights, state = problem
     fingerprint = data_fingerprint(x, weights)
@@ -68,6 +90,9 @@ def test_other_settings_or_data_are_refused(problem, tmp_path):
     path = save_checkpoint(tmp_path / "c.npz", state, SETTINGS, fingerprint, {})
     with pytest.raises(InputError, match=r"c\.npz.*n_chains 32 -> 64"):
         load_checkpoint(path, dataclasses.replace(SETTINGS, n_chains=64), fingerprint,
+                        torch.device("cpu"))
+    with pytest.raises(InputError, match=r"check_every 10 -> 5"):  # the window's divisor
+        load_checkpoint(path, dataclasses.replace(SETTINGS, check_every=5), fingerprint,
                         torch.device("cpu"))
     other = data_fingerprint(x, weights * 2)
     with pytest.raises(InputError, match="different alignment"):

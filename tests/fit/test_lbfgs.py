@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from potts_gwg.fit.lbfgs import lbfgs_init, lbfgs_step
+from potts_gwg.fit.lbfgs import MAX_BACKTRACKS, lbfgs_init, lbfgs_step
 
 
 def test_minimises_an_ill_conditioned_quadratic_to_its_known_minimum():
@@ -35,3 +35,27 @@ def test_rosenbrock_reaches_the_minimum():
     for _ in range(300):
         lbfgs_step(evaluate, state, history_size=5)
     assert torch.allclose(state.x, torch.ones(2, dtype=torch.float64), atol=1e-5)
+
+
+def test_a_line_search_that_finds_no_decrease_retries_without_history_then_stalls():
+    """From the fifth evaluation on, the gradient has the wrong sign (it points uphill): the
+    next iteration's L-BFGS direction fails, the history is dropped, steepest descent fails
+    too, and the state is left where it was, marked stalled, after 2 × MAX_BACKTRACKS
+    evaluations."""
+    calls = {"count": 0}
+
+    def evaluate(x):
+        calls["count"] += 1
+        sign = 1.0 if calls["count"] <= 4 else -1.0   # lbfgs_init + three iterations
+        return float((x ** 4 + x ** 2).sum()), sign * (4 * x ** 3 + 2 * x)
+
+    state = lbfgs_init(evaluate, torch.tensor([3.0, -2.0, 0.5], dtype=torch.float64))
+    for _ in range(4):
+        lbfgs_step(evaluate, state, history_size=5)
+    assert not state.stalled and state.steps and calls["count"] == 5
+    evaluations_before = state.evaluations
+    x_before, value_before = state.x.clone(), state.value
+    lbfgs_step(evaluate, state, history_size=5)
+    assert state.stalled and not state.steps
+    assert torch.equal(state.x, x_before) and state.value == value_before
+    assert state.evaluations == evaluations_before + 2 * MAX_BACKTRACKS

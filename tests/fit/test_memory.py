@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from potts_gwg.errors import InputError, ResourceError
-from potts_gwg.fit.memory import check_fit_memory, largest_length, parse_size, plm_bytes
+from potts_gwg.fit.memory import (
+    check_fit_memory,
+    fit_bytes,
+    largest_length,
+    parse_size,
+    plm_bytes,
+)
 
 
 def test_estimate_grows_with_length_and_sequences():
@@ -38,3 +44,20 @@ def test_parse_size(text, expected):
 def test_parse_size_rejects_nonsense():
     with pytest.raises(InputError, match="--max-memory"):
         parse_size("lots")
+
+
+
+def test_pcd_estimate_counts_its_optimizer_and_start():
+    """benchmarks/pcd_memory.py measures the peaks this formula must cover (8.3 and 14.4
+    coupling-sized arrays for plain steps and Adam, against 9 and 15)."""
+    array_bytes = (200 * 21) ** 2 * 4
+    plain = fit_bytes(200, 200, 21, 5, pcd_chains=16, plm_init=False)
+    adam = fit_bytes(200, 200, 21, 5, pcd_chains=16, plm_init=False, adam=True)
+    assert 9 * array_bytes < plain < 10 * array_bytes
+    assert adam - plain == 6 * array_bytes
+    assert fit_bytes(200, 200, 21, 5, pcd_chains=16) == max(plain, plm_bytes(200, 200, 21, 5))
+    with pytest.raises(ResourceError, match="a PCD fit with 16 chains of L=200"):
+        check_fit_memory(200, 200, 21, 5, torch.device("cpu"), max_memory=plain - 1,
+                         pcd_chains=16, plm_init=False)
+    assert check_fit_memory(200, 200, 21, 5, torch.device("cpu"), max_memory=plain,
+                            pcd_chains=16, plm_init=False) == plain

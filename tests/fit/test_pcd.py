@@ -93,6 +93,89 @@ def test_stops_at_target_pearson(known_model, single_thread):
     assert result.iterations < 500 and result.iterations % 5 == 0
 
 
+def test_target_is_judged_only_on_checks_after_the_minimum_sweeps(known_model, single_thread):
+    """L = 5, 3 steps per update: 10 sweeps take 17 updates; with checks every 5 updates the
+    first that counts is at 20 (the check at 15 averaged chains of under 10 sweeps). A target
+    of -1 is met by any check, so the fit stops exactly there and reports that check."""
+    _, x = known_model
+    settings = PcdSettings(sampler="gibbs", n_chains=64, steps=3, max_iterations=100,
+                           target_pearson=-1.0, check_every=5)
+    weights, state = independent_start(x, settings)
+    result = fit_pcd(x, weights, N_STATES, state, settings)
+    assert (result.stop_reason, result.iterations) == ("target_pearson", 20)
+    uncapped = fit_pcd(x, weights, N_STATES, state,
+                       dataclasses.replace(settings, max_iterations=20, target_pearson=None))
+    assert result.pearson_pairs == uncapped.pearson_pairs
+
+
+@pytest.mark.parametrize("lambda_group", [0.0, 1.2])
+def test_one_update_is_the_penalised_gradient_step(known_model, lambda_group, single_thread):
+    """One SGD update, recomputed by hand from its definition: data minus chain statistics
+    (the chains the update sampled are in the returned state), minus 2 λ_h/Neff h and
+    2 λ_J (L − 1)/Neff J, zero on the diagonal blocks; then group-L1's proximal step shrinks
+    each block's Frobenius norm by lr λ_group, to zero below that."""
+    _, x = known_model
+    x = x[:300]
+    weights = torch.rand(300, generator=torch.Generator().manual_seed(5)) + 0.5
+    settings = PcdSettings(sampler="gibbs", n_chains=50, steps=4, learning_rate=0.7,
+                           lambda_h=0.3, lambda_j=0.05, lambda_group=lambda_group,
+                           max_iterations=1, target_pearson=None)
+    generator = torch.Generator().manual_seed(6)
+    h0 = torch.randn(LENGTH, N_STATES, generator=generator, dtype=torch.float64)
+    E = symmetric_couplings(LENGTH, N_STATES, seed=3, scale=0.4).double()
+    J0 = E.reshape(LENGTH, N_STATES, LENGTH, N_STATES).permute(0, 2, 1, 3)
+    state = initial_state(h0.float(), J0.float(), x, weights, settings, seed=0)
+    result = fit_pcd(x, weights, N_STATES, state, settings)
+
+    def frequencies(rows, row_weights):
+        one_hot = torch.nn.functional.one_hot(rows, N_STATES).double()   # (n, L, q)
+        row_weights = row_weights.double() / row_weights.double().sum()
+        sites = torch.einsum("n,nia->ia", row_weights, one_hot)
+        pairs = torch.einsum("n,nia,njb->ijab", row_weights, one_hot, one_hot)
+        return sites, pairs
+
+    data_sites, data_pairs = frequencies(x, weights)
+    chain_sites, chain_pairs = frequencies(result.state.chains, torch.ones(50))
+    n_effective = float(weights.double().sum())
+    h1 = h0 + 0.7 * (data_sites - chain_sites - 2 * 0.3 / n_effective * h0)
+    J1 = J0 + 0.7 * (data_pairs - chain_pairs - 2 * 0.05 * (LENGTH - 1) / n_effective * J0)
+    J1[torch.arange(LENGTH), torch.arange(LENGTH)] = 0.0
+    norms = J1.square().sum((2, 3), keepdim=True).sqrt()
+    J1 = J1 * (1 - 0.7 * lambda_group / norms.clamp_min(1e-12)).clamp_min(0.0)
+    np.testing.assert_allclose(result.h, h1.numpy(), atol=2e-6)
+    np.testing.assert_allclose(result.J, J1.numpy(), atol=2e-6)
+    if lambda_group:
+        off_diagonal = ~np.eye(LENGTH, dtype=bool)
+        block_norms = np.sqrt((result.J ** 2).sum((2, 3)))[off_diagonal]
+        assert (block_norms == 0).any() and (block_norms > 0).any()  # both cases are tested
+
+
+def test_max_time_stops_and_counts_the_time_of_earlier_runs(known_model, single_thread):
+    _, x = known_model
+    settings = PcdSettings(n_chains=16, steps=2, max_iterations=1000, max_time=0.2,
+                           target_pearson=None)
+    weights, state = independent_start(x, settings)
+    result = fit_pcd(x, weights, N_STATES, state, settings)
+    assert result.stop_reason == "max_time" and 0 < result.iterations < 1000
+    assert 0.2 <= result.seconds == result.state.seconds
+    again = fit_pcd(x, weights, N_STATES, result.state, settings)  # its time is already spent
+    assert (again.stop_reason, again.iterations) == ("max_time", result.iterations)
+
+
+def test_chains_start_at_rows_drawn_in_proportion_to_the_weights(known_model):
+    _, x = known_model
+    weights = torch.zeros(len(x))
+    weights[[3, 8]] = torch.tensor([1.0, 3.0])
+    settings = PcdSettings(n_chains=4000, target_pearson=None)
+    state = initial_state(torch.zeros(LENGTH, N_STATES),
+                          torch.zeros(LENGTH, LENGTH, N_STATES, N_STATES), x, weights,
+                          settings, seed=0)
+    from_row_8 = (state.chains == x[8]).all(1)
+    assert ((state.chains == x[3]).all(1) | from_row_8).all()
+    # Binomial(4000, 3/4): standard deviation 0.0068; bound at about 4 of them.
+    assert abs(float(from_row_8.double().mean()) - 0.75) < 0.03
+
+
 def test_divergence_stops_with_a_clear_error(known_model, single_thread):
     _, x = known_model
     settings = PcdSettings(n_chains=16, steps=1, learning_rate=1e38, max_iterations=50,

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from potts_gwg.fit.statistics import (
-    connected_correlations,
+    correlations_pearson,
     one_hot_rows,
     pair_frequencies,
-    pair_mask,
     pearson,
     site_frequencies,
 )
@@ -42,19 +41,48 @@ def test_site_frequencies_and_the_pair_diagonal_agree():
     torch.testing.assert_close(pair_frequencies(x, 3, weights).diagonal(), sites.reshape(-1))
 
 
-def test_connected_correlations_cover_each_pair_once():
-    length, n_states = 5, 3
-    mask = pair_mask(length, n_states)
-    assert int(mask.sum()) == length * (length - 1) // 2 * n_states ** 2
-    x = torch.randint(n_states, (400, length), generator=torch.Generator().manual_seed(4))
-    sites, pairs = site_frequencies(x, n_states), pair_frequencies(x, n_states)
-    correlations = connected_correlations(pairs, sites, mask)
-    i, a, j, b = 1, 2, 3, 0
-    expected = float(((x[:, i] == a) & (x[:, j] == b)).double().mean()
-                     - (x[:, i] == a).double().mean() * (x[:, j] == b).double().mean())
-    flat = torch.zeros(length * n_states, length * n_states)
-    flat[mask] = correlations
-    assert float(flat[i * n_states + a, j * n_states + b]) == pytest.approx(expected, abs=1e-6)
+def connected_correlations_by_definition(x: np.ndarray, n_states: int) -> np.ndarray:
+    """C_ij(a, b) of the rows of ``x`` for every i < j, a, b, from indicator means."""
+    length = x.shape[1]
+    return np.array([((x[:, i] == a) & (x[:, j] == b)).mean()
+                     - (x[:, i] == a).mean() * (x[:, j] == b).mean()
+                     for i in range(length) for j in range(i + 1, length)
+                     for a in range(n_states) for b in range(n_states)])
+
+
+def test_correlations_pearson_equals_the_definition_over_each_pair_once():
+    length, n_states = 6, 3
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randint(n_states, (400, length), generator=generator)
+    y = x.clone()
+    y[:150] = torch.randint(n_states, (150, length), generator=generator)  # partly related
+    expected = np.corrcoef(connected_correlations_by_definition(x.numpy(), n_states),
+                           connected_correlations_by_definition(y.numpy(), n_states))[0, 1]
+    value = correlations_pearson(pair_frequencies(x, n_states), site_frequencies(x, n_states),
+                                 pair_frequencies(y, n_states), site_frequencies(y, n_states))
+    assert 0.3 < expected < 0.99 and value == pytest.approx(expected, rel=1e-6)
+    assert np.isnan(correlations_pearson(pair_frequencies(x[:, :1], n_states),
+                                         site_frequencies(x[:, :1], n_states),
+                                         pair_frequencies(y[:, :1], n_states),
+                                         site_frequencies(y[:, :1], n_states)))
+
+
+def test_correlations_pearson_does_not_depend_on_the_thread_count():
+    """L·q = 1050: block rows of up to 50 × 1000 values, above torch's parallel grain."""
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randint(21, (300, 50), generator=generator)
+    y = torch.randint(21, (300, 50), generator=generator)
+    arguments = (pair_frequencies(x, 21), site_frequencies(x, 21), pair_frequencies(y, 21),
+                 site_frequencies(y, 21))
+    threads = torch.get_num_threads()
+    try:
+        values = []
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            values.append(correlations_pearson(*arguments))
+    finally:
+        torch.set_num_threads(threads)
+    assert values[0] == values[1] == values[2]
 
 
 def test_pearson_matches_numpy():
