@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Every GPU check of issues 3 and 5 (and the gpu-marked tests) in one prepared run, for a
 # session that is lent a GPU for a few minutes. Writes at most 7 files into OUTDIR (the device
-# tool returns 8): gpu_checks.log, pytest_gpu.xml and one JSON per benchmark.
+# tool returns 8): gpu_checks.log, pytest_gpu.xml and one JSON per benchmark section.
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR [SECTION ...]
 #
 # Sections (default: all, in this order; each under its own time limit, 10 min together, so
-# one device call of 600 s fits "tests plm synthetic pcd" and a second one "sampler"):
+# one device call of 600 s fits "tests plm synthetic pcd" and a second one "sampler memory"):
 #   tests      pytest -m gpu                                               (limit 120 s)
 #   plm        plm_contacts.py on the 9 dev families (CRY2 fit+contacts <= 10 s target)  (120 s)
 #   synthetic  plm_synthetic.py, L = 1000, N = 5000 (must run on an 80 GB GPU)    (90 s)
 #   pcd        pcd_contacts.py, GWG-PCD defaults on DHFR_1RX2 and CRY2_4I6E
 #              (Pearson C >= 0.95 in <= 10 s and <= 60 s targets)                 (240 s)
 #   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)      (120 s)
+#   memory     pcd_memory.py, L = 300 and 1000: peak device memory of PCD fits against
+#              the estimate the fit checks before allocating                      (120 s)
 # GPU_CHECKS_DEVICE=cpu GPU_CHECKS_QUICK=1 runs the same plumbing on a CPU with tiny sizes
 # (a rehearsal before spending device time; benchmarks/README.md "GPU session").
 # The dev families are read from ../shared/data, as everywhere in benchmarks/.
@@ -20,7 +22,7 @@ set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUTDIR [SECTION ...]}
 shift
 if [ $# -eq 0 ]; then
-    set -- tests plm synthetic pcd sampler
+    set -- tests plm synthetic pcd sampler memory
 fi
 sections=("$@")
 device=${GPU_CHECKS_DEVICE:-cuda}
@@ -56,11 +58,13 @@ if [ "$quick" = 1 ]; then
     synthetic=(--length 60 --sequences 300 --max-iterations 5)
     pcd_options=(--max-iterations 20)
     sampler=(--min-seconds 0.1 --max-steps 3 --max-step-seconds 0.5 --skip-mixing)
+    memory_lengths=60
 else
     plm_families= pcd_families=DHFR_1RX2,CRY2_4I6E
     synthetic=(--length 1000 --sequences 5000)
     pcd_options=(--max-time 90)
     sampler=(--max-step-seconds 10 --ising-seconds 5)
+    memory_lengths=300,1000
 fi
 
 for name in "${sections[@]}"; do
@@ -86,8 +90,12 @@ for name in "${sections[@]}"; do
         section sampler 120 $python "$here/sampler_throughput.py" --device "$device" \
             "${sampler[@]}" --out "$out/sampler_throughput_$device.json"
         ;;
+    memory)
+        section memory 120 $python "$here/pcd_memory.py" --device "$device" \
+            --lengths "$memory_lengths" -o "$out/pcd_memory_$device.json"
+        ;;
     *)
-        say "unknown section $name (tests, plm, synthetic, pcd, sampler)"
+        say "unknown section $name (tests, plm, synthetic, pcd, sampler, memory)"
         ;;
     esac
 done

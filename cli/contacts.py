@@ -19,12 +19,13 @@ from potts_gwg.pipeline import contacts_stage
                    "csv: i,A_i,j,A_j,fn,cn (EVcouplings).")
 @click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
 @click.option("--min-sep", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Only pairs with j - i >= K in the output.")
+              help="Only pairs with j - i >= K in the output (mat: closer pairs are 0).")
 @click.option("--pdb", "structure", type=click.Path(dir_okay=False), metavar="STRUCTURE",
               help="PDB or mmCIF file (gzipped or not) of the query: report precision.")
 @click.option("--chain", metavar="C", help="Chain of STRUCTURE (needed if it has several).")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="MAP.png",
-              help="Draw predicted vs native contacts (needs --pdb).")
+              help="Draw predicted vs native contacts (needs --pdb); PNG, PDF or SVG by "
+                   "the file's extension.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON summary (precision table, mapping) instead of text.")
 def command(model, output, contact_format, no_apc, min_sep, structure, chain, plot, as_json):

@@ -9,6 +9,7 @@ import time
 
 import click
 
+from potts_gwg.errors import InputError
 from potts_gwg.fit.memory import format_bytes, parse_size
 from potts_gwg.fit.pcd import PcdProgress
 from potts_gwg.fit.plm import PlmSettings
@@ -63,9 +64,10 @@ class _ProgressPrinter:
 
     def pcd(self, method: str, total: int):
         def report(progress: PcdProgress) -> None:
+            checked = not math.isnan(progress.pearson_pairs)  # first check: update 10
             self._show(method, total, progress.iteration, {
-                "pearson C": f"{progress.pearson_pairs:.3f}",
-                "pearson f1": f"{progress.pearson_sites:.3f}",
+                "pearson C": f"{progress.pearson_pairs:.3f}" if checked else "-",
+                "pearson f1": f"{progress.pearson_sites:.3f}" if checked else "-",
                 "log10 acceptance": f"{math.log10(max(progress.acceptance, 1e-12)):.2f}",
                 "s": f"{progress.seconds:.0f}"})
         return report
@@ -111,6 +113,12 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     h (L, q), J (L, L, q, q), the alphabet and the settings (meta); read it with
     `potts-gwg contacts`.
     """
+    given_for_pcd = _given_options(("init", "chains", "steps", "learning_rate", "lambda_group",
+                                    "target_pearson", "max_time", "checkpoint_interval",
+                                    "resume"))
+    if method == "plm" and given_for_pcd:
+        raise InputError(f"{', '.join(given_for_pcd)}: only for --method gwg or gibbs "
+                         "(this is a plm fit)")
     if threads:
         import torch
 
@@ -149,3 +157,10 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     click.echo(f"fit {method}: N={summary.n_sequences} L={summary.length} "
                f"Neff={summary.n_effective:.1f}, {fit_details}, {summary.seconds:.1f} s on "
                f"{summary.device}{peak} -> {summary.output}")
+
+
+def _given_options(names: tuple[str, ...]) -> list[str]:
+    """Of these parameters, the ones the user typed (not defaults), as --option names."""
+    context = click.get_current_context()
+    return [f"--{name.replace('_', '-')}" for name in names
+            if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]

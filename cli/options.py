@@ -146,7 +146,8 @@ def pcd_options(function=None, *, batch: bool = False):
             click.option("--checkpoint-interval", type=click.FloatRange(min=0.0),
                          default=DEFAULT_CHECKPOINT_INTERVAL, show_default=True,
                          metavar="SECONDS",
-                         help="gwg/gibbs: write OUTPUT's .checkpoint.npz this often."),
+                         help="gwg/gibbs: write OUTPUT's .checkpoint.npz this often (0: "
+                              "never)."),
             click.option("--resume", is_flag=True,
                          help="gwg/gibbs: continue from OUTPUT's .checkpoint.npz if there is "
                               "one (same MSA and settings; stop criteria may change)."),

@@ -10,11 +10,13 @@ import click
 import numpy as np
 import torch
 
-from potts_gwg.atomic import atomic_open
+from potts_gwg.atomic import atomic_open, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.engine import GibbsSampler, GWGSampler, PottsEnergy, run_chains
 from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
+
+from .options import msa_options
 
 MAX_SEED = 2 ** 63 - 1
 
@@ -24,7 +26,8 @@ MAX_SEED = 2 ** 63 - 1
 @click.option("-n", "--n-samples", "n_samples", type=int, required=True,
               help="Number of sequences to write.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="FASTA file to write (replaced only when sampling succeeds).")
+              help="FASTA file to write (replaced only when sampling succeeds; - for "
+                   "standard output).")
 @click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
               help="gwg: Gibbs-With-Gradients, one proposed change per step; gibbs: "
                    "systematic-scan Gibbs, one site redrawn per step.")
@@ -42,15 +45,19 @@ MAX_SEED = 2 ** 63 - 1
               help="Where the chains run; auto takes a CUDA GPU when there is one.")
 @click.option("--compare-msa", type=click.Path(dir_okay=False), metavar="MSA",
               help="Also report how well the samples reproduce this alignment's weighted "
-                   "one-site frequencies and pair connected correlations (Pearson); the "
-                   "query is the record named in the model's meta, else the first.")
+                   "one-site frequencies and pair connected correlations (Pearson); its "
+                   "query is the record named in the model's meta unless --query, "
+                   "--query-index or --query-file says otherwise. Read before sampling.")
+@msa_options
 @click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
               show_default=True, help="Identity threshold of the --compare-msa weights.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr (only when it is a terminal).")
 def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains: int | None,
             burn_in: int | None, thin: int | None, seed: int | None, device: str,
-            compare_msa: str | None, theta: float, progress: bool) -> None:
+            compare_msa: str | None, msa_format: str | None, query: str | None,
+            query_index: int | None, query_file: str | None, theta: float,
+            progress: bool) -> None:
     """Sample sequences from the Potts model in MODEL (an .npz written by `potts-gwg fit`).
 
     Chains start from uniformly random sequences. A step changes at most one position, so
@@ -73,8 +80,16 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
             raise InputError(f"{name} must be at least {least}, got {value}")
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
+    to_stdout = str(output) == "-"
+    if not to_stdout:
+        output_target(output)  # refused before sampling, not after
     model = load_model(model_path)
     length = model.length
+    if compare_msa is not None:  # a bad alignment is refused before sampling, not after
+        if query is None and query_index is None and query_file is None:
+            query = model.meta.get("query_name")
+        data, data_weights = _weighted_alignment(compare_msa, model, theta, msa_format, query,
+                                                 query_index, query_file)
     chains = chains or min(n_samples, 100)
     burn_in = 10 * length if burn_in is None else burn_in
     thin = length if thin is None else thin
@@ -92,34 +107,46 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
     letters = np.array(list(model.alphabet))
     sequences = letters[samples.cpu().numpy()]                   # (per_chain, chains, L)
     steps = diagnostics.steps.tolist()
-    with atomic_open(output) as stream:
-        for k in range(n_samples):
-            t, c = divmod(k, chains)
-            stream.write(f">sample_{k + 1} chain={c} step={steps[t]} seed={seed}\n"
-                         f"{''.join(sequences[t, c])}\n")
+    records = (f">sample_{k + 1} chain={k % chains} step={steps[k // chains]} seed={seed}\n"
+               f"{''.join(sequences[k // chains, k % chains])}\n" for k in range(n_samples))
+    if to_stdout:
+        click.echo("".join(records), nl=False)
+    else:
+        with atomic_open(output) as stream:
+            stream.writelines(records)
     ess = "n/a (fewer than 4 samples per chain)" if math.isnan(
         float(diagnostics.ess_per_chain.nanmean())) else f"{diagnostics.ess:.1f}"
-    click.echo(f"sampled {n_samples} sequences of length {length} with {sampler} "
+    # The summary goes to stderr when the samples go to stdout.
+    click.echo(f"sampled {n_samples} sequence{'s' if n_samples != 1 else ''} of length "
+               f"{length} with {sampler} "
                f"({chains} chains, burn-in {burn_in}, thin {thin}, seed {seed}, {where}): "
                f"acceptance {diagnostics.acceptance_rate:.3f}, ESS(energy) {ess}, "
-               f"{diagnostics.seconds:.1f} s -> {output}")
+               f"{diagnostics.seconds:.1f} s -> {'standard output' if to_stdout else output}",
+               err=to_stdout)
     if compare_msa is not None:
-        pairs, sites = _agreement_with(compare_msa, model, samples.flatten(0, 1), theta)
+        from potts_gwg.fit.statistics import statistics_agreement
+
+        pairs, sites = statistics_agreement(samples.flatten(0, 1).cpu(), data,
+                                            model.n_states, data_weights)
         click.echo(f"samples vs {compare_msa}: Pearson of connected correlations C_ij "
-                   f"{pairs:.3f}, of one-site frequencies {sites:.3f}")
+                   f"{pairs:.3f}, of one-site frequencies {sites:.3f}", err=to_stdout)
 
 
-def _agreement_with(msa_path: str, model, samples: torch.Tensor,
-                    theta: float) -> tuple[float, float]:
-    """Pearson (pairs, sites) of the samples' statistics vs the alignment's weighted ones."""
-    from potts_gwg.fit.statistics import statistics_agreement
+def _weighted_alignment(msa_path: str, model, theta: float, msa_format: str | None,
+                        query: str | None, query_index: int | None,
+                        query_file: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The --compare-msa alignment's query columns ``(N, L)`` and weights ``(N,)``."""
+    from potts_gwg.alphabet import PROTEIN_ALPHABET
     from potts_gwg.io.msa import read_alignment
     from potts_gwg.weights import sequence_weights
 
-    alignment = read_alignment(msa_path, query=model.meta.get("query_name"))
+    if model.alphabet != PROTEIN_ALPHABET:
+        raise InputError(f"--compare-msa reads protein alignments; the model's alphabet is "
+                         f"{model.alphabet!r}", msa_path)
+    alignment = read_alignment(msa_path, format=msa_format, query=query,
+                               query_index=query_index, query_file=query_file)
     if alignment.length != model.length:
         raise InputError(f"alignment has L={alignment.length} query columns but the model "
                          f"has L={model.length}", msa_path)
     data = torch.as_tensor(alignment.indices).long()
-    weights = sequence_weights(data, model.n_states, theta)
-    return statistics_agreement(samples.cpu(), data, model.n_states, weights)
+    return data, sequence_weights(data, model.n_states, theta)

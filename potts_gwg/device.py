@@ -52,7 +52,8 @@ def device_description(device: torch.device) -> str:
     """A short human description for logs and benchmark records."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
 # (bytes, what) of the job now allocating, noted by the stage that estimated it.

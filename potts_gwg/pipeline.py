@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .alphabet import PROTEIN_ALPHABET
-from .atomic import remove_stale_temporaries
+from .atomic import output_target, remove_stale_temporaries
 from .contacts import contact_scores, frobenius_scores
 from .device import device_description, resolve_device
 from .errors import InputError
@@ -31,7 +31,7 @@ from .fit.checkpoint import (
     save_checkpoint,
 )
 from .fit.memory import check_fit_memory
-from .fit.pcd import PcdSettings, fit_pcd, initial_state
+from .fit.pcd import PcdSettings, default_steps, fit_pcd, initial_state
 from .fit.plm import PlmSettings, fit_plm, initial_fields
 from .io.contact_formats import write_contacts
 from .io.model_file import PottsModel, load_model, save_model
@@ -105,6 +105,8 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     if options.init not in PCD_INITS and not str(options.init).endswith(".npz"):
         raise InputError(f"--init {options.init}: unknown start (available: "
                          f"{', '.join(PCD_INITS)}, or a model file MODEL.npz)")
+    output = Path(output) if output is not None else default_model_path(msa_path)
+    output_target(output)  # a bad output path is refused before the work, not after
     start = time.perf_counter()
     device = resolve_device(options.device, announce=report)
     torch.manual_seed(options.seed)
@@ -127,7 +129,6 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     n_effective = effective_number(weights)
     report(f"weights: Neff={n_effective:.1f} (theta={options.theta}), "
            f"Neff/L={n_effective / alignment.length:.2f}")
-    output = Path(output) if output is not None else default_model_path(msa_path)
     for leftover in remove_stale_temporaries(output):
         report(f"removed {leftover}, left by an earlier run that was killed while writing")
     meta = {
@@ -178,7 +179,9 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
                 on_iteration, on_pcd_iteration):
     """The gwg/gibbs branch of :func:`fit_stage`: start (PLM, independent sites, or a
     checkpoint), run PCD with periodic checkpoints, return (h, J, meta fields)."""
-    settings = dataclasses.replace(options.pcd, sampler=options.method)
+    # The steps the run takes, recorded in the model and the checkpoint (None: the default).
+    settings = dataclasses.replace(options.pcd, sampler=options.method,
+                                   steps=options.pcd.steps or default_steps(indices.shape[1]))
     checkpoint = checkpoint_path(output)
     for leftover in remove_stale_temporaries(checkpoint):
         report(f"removed {leftover}, left by an earlier run that was killed while writing")
@@ -186,6 +189,10 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
     state = resumed_from = None
     if options.resume and checkpoint.exists():
         state, start_meta = load_checkpoint(checkpoint, settings, fingerprint, device)
+        if start_meta.get("seed", options.seed) != options.seed:
+            raise InputError(f"checkpoint was made with --seed {start_meta['seed']}; resume "
+                             "with the same seed (its chains and random state continue), or "
+                             "delete it to start afresh", checkpoint)
         resumed_from = state.iteration
         report(f"resuming from {checkpoint} at iteration {state.iteration} "
                f"({state.seconds:.1f} s of fitting done)")
@@ -196,6 +203,7 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
     if state is None:
         h0, J0, start_meta = _pcd_start(indices, weights, n_states, options, device, report,
                                         on_iteration)
+        start_meta["seed"] = options.seed
         state = initial_state(h0.to(device), J0.to(device), indices, weights, settings,
                               options.seed)
         del h0, J0  # the start's (L, L, q, q) array: the state holds its own (L·q)² copy
@@ -262,10 +270,12 @@ class ContactsSummary:
     precision: list[dict] | None = None
     mapping: dict | None = None
     plot: Path | None = None
+    model: dict | None = None  # where the scores come from: the model file's fit record
 
     def as_json(self) -> str:
         return json.dumps({"output": None if self.output is None else str(self.output),
-                           "length": self.length, "precision": self.precision,
+                           "length": self.length, "model": self.model,
+                           "precision": self.precision,
                            "structure_mapping": self.mapping,
                            "plot": None if self.plot is None else str(self.plot)}, indent=2)
 
@@ -275,10 +285,19 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
                    structure: str | os.PathLike | None = None, chain: str | None = None,
                    plot: str | os.PathLike | None = None) -> ContactsSummary:
     """Score the model's pairs, write them, and evaluate against a structure if given."""
+    for path in (output, plot):
+        if path is not None and str(path) != "-":
+            output_target(path)  # refused before the work, not after
+    if plot is not None:
+        from .plot import plot_format
+
+        plot_format(plot)
     model = load_model(model_path)
     scores = contact_scores(model.J, model.alphabet, apc=apc)
     query_sequence = model.meta.get("query_sequence")
-    summary = ContactsSummary(output=None, length=model.length)
+    summary = ContactsSummary(output=None, length=model.length, model={
+        "path": str(model_path), "apc": apc,
+        **{key: model.meta.get(key) for key in ("method", "seed", "msa", "query_name")}})
     distances = None
     if structure is not None or plot is not None:
         if structure is None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from potts_gwg.atomic import atomic_path
 from potts_gwg.contacts import ranked_pairs
+from potts_gwg.errors import InputError
 from potts_gwg.evaluation import CONTACT_CUTOFF, native_contacts, precision_at
 
 NATIVE_COLOUR = "0.75"
@@ -16,11 +17,22 @@ TRUE_COLOUR = "tab:blue"
 FALSE_COLOUR = "tab:red"
 UNKNOWN_COLOUR = "tab:orange"
 AXES_POINTS = 360  # approximate width of the square axes, in points
+PLOT_FORMATS = ("png", "pdf", "svg")  # chosen by the file name's extension
+
+
+def plot_format(path: str | os.PathLike) -> str:
+    """The picture format that ``path``'s extension asks for; InputError for any other."""
+    extension = Path(path).suffix.lower().lstrip(".")
+    if extension not in PLOT_FORMATS:
+        raise InputError(f"--plot writes {', '.join(PLOT_FORMATS)}: give the file one of "
+                         "these extensions", path)
+    return extension
 
 
 def contact_map_png(path: str | os.PathLike, scores: np.ndarray, distances: np.ndarray,
                     min_separation: int = 6, top: int | None = None, title: str = "") -> Path:
-    """Write the contact map of (L, L) ``scores`` against (L, L) ``distances`` (Å) as a PNG.
+    """Write the contact map of (L, L) ``scores`` against (L, L) ``distances`` (Å) as a PNG,
+    PDF or SVG (by ``path``'s extension, see :func:`plot_format`).
 
     Lower triangle: native contacts (< 8 Å) with |i − j| ≥ min_separation, grey. Upper
     triangle: the ``top`` (default L) best-scored pairs with |i − j| ≥ min_separation,
@@ -66,6 +78,7 @@ def contact_map_png(path: str | os.PathLike, scores: np.ndarray, distances: np.n
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize="small",
                 title=f"pairs with |i − j| ≥ {min_separation}", title_fontsize="small")
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, format="png", dpi=150)
+    extension = plot_format(path)
+    with atomic_path(path, suffix=f".{extension}") as temporary:
+        figure.savefig(temporary, format=extension, dpi=150)
     return Path(path)

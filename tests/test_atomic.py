@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
+import threading
 
 import pytest
 
-from potts_gwg.atomic import atomic_open
+from potts_gwg.atomic import atomic_open, output_target
+from potts_gwg.errors import InputError
 
 
 def test_success_replaces_the_file_with_umask_permissions(tmp_path):
@@ -41,3 +44,45 @@ def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
         path.write_bytes(b"partial")
     assert sorted(remove_stale_temporaries(target)) == sorted(leftovers)
     assert all(path.exists() for path in unrelated)
+
+
+def test_a_symbolic_link_is_written_through_and_kept(tmp_path):
+    real = tmp_path / "data" / "real.txt"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(real)
+    with atomic_open(link) as stream:
+        stream.write("new")
+    assert link.is_symlink() and real.read_text() == "new"
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "data" / "created.txt")
+    with atomic_open(dangling) as stream:
+        stream.write("made")
+    assert dangling.is_symlink() and (tmp_path / "data" / "created.txt").read_text() == "made"
+
+
+def test_a_fifo_receives_the_bytes_and_stays_a_fifo(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = {}
+    reader = threading.Thread(target=lambda: received.update(text=fifo.read_text()))
+    reader.start()
+    with atomic_open(fifo) as stream:
+        stream.write("through the pipe")
+    reader.join(timeout=10)
+    assert received == {"text": "through the pipe"} and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_a_folder_or_a_file_as_parent_is_refused_before_writing(tmp_path):
+    (tmp_path / "plain.txt").write_text("keep")
+    with pytest.raises(InputError, match=r"is a folder; give a file name"):
+        output_target(tmp_path)
+    with pytest.raises(InputError, match=r"plain\.txt/out\.tsv: .*plain\.txt is not a folder"):
+        output_target(tmp_path / "plain.txt" / "out.tsv")
+    with pytest.raises(InputError, match="is not a folder"), atomic_open(
+            tmp_path / "plain.txt" / "deeper" / "out.tsv"):
+        pass
+    assert (tmp_path / "plain.txt").read_text() == "keep"
+    assert output_target(tmp_path / "new" / "out.tsv") == tmp_path / "new" / "out.tsv"

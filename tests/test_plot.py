@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from potts_gwg.errors import InputError
 from potts_gwg.plot import contact_map_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -41,6 +43,17 @@ def test_replaces_an_existing_file_with_chosen_top_and_separation(tmp_path):
     contact_map_png(target, scores, distances, min_separation=12, top=5)
     assert target.read_bytes().startswith(PNG_MAGIC)
     assert [path.name for path in tmp_path.iterdir()] == ["contacts.png"]
+
+
+def test_pdf_and_svg_by_extension_other_extensions_refused(tmp_path):
+    scores, distances = _example()
+    contact_map_png(tmp_path / "map.PDF", scores, distances)
+    contact_map_png(tmp_path / "map.svg", scores, distances)
+    assert (tmp_path / "map.PDF").read_bytes().startswith(b"%PDF")
+    assert b"<svg" in (tmp_path / "map.svg").read_bytes()[:1000]
+    with pytest.raises(InputError, match=r"map\.jpg: --plot writes png, pdf, svg"):
+        contact_map_png(tmp_path / "map.jpg", scores, distances)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["map.PDF", "map.svg"]
 
 
 def test_import_leaves_the_matplotlib_backend_alone():

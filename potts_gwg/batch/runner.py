@@ -80,8 +80,10 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
         raise InputError(f"cannot create the output folder ({error.strerror})", outdir) from None
     slots = None
     if options.executor == "local":
-        slots = plan_slots(parse_devices(options.devices), options.workers, options.threads,
-                           announce)
+        devices = parse_devices(options.devices)
+        if "auto" in options.devices.lower() and devices == ["cpu"]:
+            announce("devices: auto -> cpu (no CUDA GPU found; running on the CPU)")
+        slots = plan_slots(devices, options.workers, options.threads, announce)
     with batch_lock(outdir, options.shard):
         if options.shard is None:
             _remove_temporary_files(outdir)

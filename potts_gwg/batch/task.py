@@ -12,6 +12,11 @@ structure when there is one, and writes, each file atomically::
     OUTDIR/<id>/contact_map.png  with --contact-maps and a structure
     OUTDIR/<id>/done.json        written last: the settings hash, output sizes, the result
 
+A run writes into ``OUTDIR/<id>/.run/`` (where a killed gwg/gibbs fit also keeps its
+checkpoint) and moves its outputs up only when it has succeeded, so a rerun with other
+settings that fails leaves the earlier results (model, contacts, evaluation) in place; its
+``error.json`` and ``log.txt`` say what went wrong.
+
 A failure of the family (bad input, not enough memory, a bug) never escapes: it becomes a
 ``failed`` record with the message, the exit status the single command would have had and the
 error's kind, and is written to ``error.json``. A family counts as finished only when
@@ -43,6 +48,7 @@ MODEL = "model.npz"
 EVALUATION = "evaluation.json"
 CONTACT_MAP = "contact_map.png"
 SETTINGS = "settings.json"
+RUN = ".run"  # the folder a run works in until it has succeeded
 LOG = "log.txt"
 DONE = "done.json"
 ERROR = "error.json"
@@ -172,20 +178,21 @@ def _run_family(task: FamilyTask) -> dict:
     record = base_record(family.id, task.settings_hash, settings.method, status="failed")
     record.update(device=task.device, threads=task.threads, host=socket.gethostname(),
                   pid=os.getpid(), started=_now())
+    work = folder / RUN
     log = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        clear_family_folder(folder, settings)
+        work.mkdir(parents=True, exist_ok=True)
+        clear_family_folder(work, settings)  # an interrupted run's outputs, not its checkpoint
         threads = _set_threads(task.threads)
         record["threads"] = threads
-        log = _Log(folder / LOG)
+        log = _Log(work / LOG)
         elastic = " (following the load)" if thread_policy is not None else ""
         log(f"potts-gwg {__version__} batch: family {family.id} ({family.source}) on "
             f"{task.device}{f', {threads} threads{elastic}' if threads else ''}, "
             f"host {record['host']}, pid {record['pid']}")
         _reset_peak_rss()
-        _write_json(folder / SETTINGS, resolved_settings(task))
-        _run_stages(task, folder, record, log)
+        _write_json(work / SETTINGS, resolved_settings(task))
+        _run_stages(task, work, record, log)
         record["status"] = "done"
     except Exception as error:  # noqa: BLE001 - the family fails; the batch goes on
         record.update(_failure(error))
@@ -198,15 +205,19 @@ def _run_family(task: FamilyTask) -> dict:
     record["finished"] = _now()
     try:
         if record["status"] == "done":
-            outputs = {name: (folder / name).stat().st_size for name in _present(folder, settings)}
             log(f"done in {record['wall_s']:.1f} s")
             log.close()
-            outputs[LOG] = (folder / LOG).stat().st_size
+            _publish(work, folder, settings)
+            outputs = {name: (folder / name).stat().st_size
+                       for name in _present(folder, settings) + [LOG]}
             _write_json(folder / DONE, {"settings_hash": task.settings_hash,
                                         "outputs": outputs, "result": record})
         else:
             if log is not None:
                 log.close()
+                os.replace(work / LOG, folder / LOG)
+            clear_family_folder(work, settings)
+            _remove_if_empty(work)
             _write_json(folder / ERROR, {"settings_hash": task.settings_hash,
                                          "result": record})
     except Exception as error:  # noqa: BLE001 - the outputs folder is unusable (disk full, …)
@@ -244,7 +255,8 @@ def resolved_settings(task: FamilyTask) -> dict:
 
 
 def clear_family_folder(folder: Path, settings: RunSettings) -> None:
-    """Remove an earlier run's outputs (the done marker first) and any temporary files."""
+    """Remove a run's outputs (the done marker first) and any temporary files from
+    ``folder`` (the family's or the run's)."""
     for name in output_names(settings) + [LOG]:
         try:
             (folder / name).unlink()
@@ -255,6 +267,23 @@ def clear_family_folder(folder: Path, settings: RunSettings) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def _publish(work: Path, folder: Path, settings: RunSettings) -> None:
+    """Replace the family's earlier outputs (the done marker first) by the run's."""
+    clear_family_folder(folder, settings)
+    for name in output_names(settings) + [LOG]:
+        if (work / name).is_file():
+            os.replace(work / name, folder / name)
+    _remove_if_empty(work)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` unless it still holds something (a gwg/gibbs checkpoint)."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None:

@@ -17,12 +17,15 @@ def draw_categorical(probs: Tensor, n: int, generator: torch.Generator) -> Tenso
     """``n`` draws with replacement from each row of ``probs (R, K)`` (unnormalised, ≥ 0).
 
     Returns ``(R, n)`` long. Zero-mass categories are never drawn: u lies in (0, total] and
-    the first index with cdf ≥ u has positive mass.
+    the first index with cdf ≥ u has positive mass. A row with a NaN or infinite mass (an
+    overflowing model) still gets valid indices (the last category), so the caller's
+    Metropolis-Hastings test (a NaN rejects) and its finiteness checks decide, not an
+    out-of-range index.
     """
     cdf = probs.cumsum(1)
     uniform = 1 - torch.rand((probs.shape[0], n), generator=generator, dtype=cdf.dtype,
                              device=cdf.device)
-    return torch.searchsorted(cdf, uniform * cdf[:, -1:])
+    return torch.searchsorted(cdf, uniform * cdf[:, -1:]).clamp_(max=probs.shape[1] - 1)
 
 
 def draw_from_logits(logits: Tensor, n: int, generator: torch.Generator) -> Tensor:

@@ -242,6 +242,9 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
             for _ in range(steps):
                 chains, info = sampler.step(energy, chains, generator)
                 accepted += info.acceptance_rate
+            # The fields move by row differences during the steps: they can overflow there
+            # even when the parameters and the rebuilt fields below are finite.
+            sampled_finite = torch.isfinite(chains.fields).all()
             model_sites = site_frequencies(chains.x, n_states)
             model_pairs = pair_frequencies(chains.x, n_states)
             iteration += 1
@@ -277,8 +280,8 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
             position = chains.position
             chains = dataclasses.replace(sampler.init(energy, chains.x), position=position)
             # The local fields sum L coupling rows: they overflow before the parameters do.
-            if not (bool(torch.isfinite(h).all()) and bool(torch.isfinite(couplings).all())
-                    and bool(torch.isfinite(chains.fields).all())):
+            if not bool(sampled_finite & torch.isfinite(h).all()
+                        & torch.isfinite(couplings).all() & torch.isfinite(chains.fields).all()):
                 raise NumericalError(
                     f"PCD parameters became non-finite at iteration {iteration}; lower "
                     "--learning-rate or raise --lambda-j (the last checkpoint is kept)")

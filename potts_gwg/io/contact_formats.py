@@ -37,8 +37,10 @@ def write_contacts(output: str | os.PathLike, format: str, scores: np.ndarray,
 
 def _write(stream: IO[str], format: str, scores, min_separation, sequence, raw_scores, target,
            apc):
-    if format == "mat":
-        np.savetxt(stream, scores, fmt="%.6e", delimiter="\t")
+    if format == "mat":  # pairs closer than min_separation are written as 0, as CCMpred's i = j
+        rows, columns = np.indices(scores.shape)
+        matrix = np.where(np.abs(rows - columns) < min_separation, 0.0, scores)
+        np.savetxt(stream, matrix, fmt="%.6e", delimiter="\t")
         return
     first, second = ranked_pairs(scores, min_separation)
     values = scores[first, second]

@@ -392,10 +392,15 @@ class _ColumnInserts:
 
 def _query_file_row(query_path: str, inserts: _PerRowInserts | _ColumnInserts
                     ) -> tuple[str, np.ndarray]:
-    """Name and row (after the alignment's insert handling) of the first record of a FASTA file."""
+    """Name and row (after the alignment's insert handling) of the one record of a FASTA
+    file (several would leave the query ambiguous)."""
     records = _parse_headers(query_path, _read_lines(query_path))
     if not records:
         raise InputError("no sequence record in the query file", query_path)
+    if len(records) > 1:
+        raise InputError(f"the query file has {len(records)} records; give a file with the "
+                         "query row only", query_path, record=records[1].name,
+                         line=records[1].line)
     record = records[0]
     row = inserts.apply(_checked_rows(query_path, [record])[0])
     width = inserts.matrix.shape[1]
@@ -408,13 +413,19 @@ def _query_file_row(query_path: str, inserts: _PerRowInserts | _ColumnInserts
 
 def _query_record_index(path: str, names: list[str], query: str | None,
                         query_index: int | None) -> int:
-    """0-based record of the query: by name (first match), by 1-based number, or the first."""
+    """0-based record of the query: by name (which must be unique), by 1-based number, or
+    the first."""
     if query is not None:
-        try:
-            return names.index(query)
-        except ValueError:
+        matches = [index for index, name in enumerate(names) if name == query]
+        if not matches:
             raise InputError(f"query {query!r} is not the name of any of the {len(names)} "
-                             "records", path) from None
+                             "records", path)
+        if len(matches) > 1:
+            numbers = ", ".join(str(index + 1) for index in matches[:5])
+            more = ", ..." if len(matches) > 5 else ""
+            raise InputError(f"query {query!r} names {len(matches)} records ({numbers}{more}); "
+                             "choose one with --query-index", path)
+        return matches[0]
     if query_index is not None:
         if not 1 <= query_index <= len(names):
             raise InputError(f"query index {query_index} is out of range: the alignment has "

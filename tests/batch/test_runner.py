@@ -114,3 +114,20 @@ def test_cli_refuses_a_symlinked_family_folder_with_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {manifest}, line 2: family sh3: the output folder ")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_devices_auto_without_a_gpu_says_it_runs_on_the_cpu(tmp_path, monkeypatch):
+    """As `fit --device auto`: the fallback is announced, not silent (no run needed: the
+    family folder is refused after the devices are planned)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    manifest = write_manifest(tmp_path / "input")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    (outdir / "sh3").write_text("not a folder")
+    messages = []
+    with pytest.raises(InputError, match="is a file"):
+        run_batch(manifest, outdir, settings(), BatchOptions(devices="auto", progress=False),
+                  announce=messages.append)
+    assert "devices: auto -> cpu (no CUDA GPU found; running on the CPU)" in messages

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from potts_gwg.batch import (
     settings_hash,
     write_summary,
 )
+from potts_gwg.batch.task import failed_record
 from potts_gwg.errors import InputError, ResourceError
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.io.model_file import load_model
@@ -138,6 +140,29 @@ def test_rerun_clears_stale_outputs_and_temporary_files(finished, tmp_path):
     assert record["status"] == "done" and record["precision"] is None
     names = {path.name for path in folder.iterdir()}
     assert names == {"model.npz", "contacts.tsv", "settings.json", "log.txt", "done.json"}
+
+
+def test_a_failed_rerun_with_other_settings_keeps_the_earlier_results(finished, tmp_path):
+    """The run works in .run/ and publishes only on success: a rerun whose settings changed
+    and that then fails (here: a memory limit it cannot meet) leaves the finished model,
+    contacts and evaluation of the earlier settings where they were."""
+    task, _ = finished
+    folder = tmp_path / "sh3"
+    shutil.copytree(Path(task.outdir) / "sh3", folder)
+    kept = {name: (folder / name).read_bytes()
+            for name in ("model.npz", "contacts.tsv", "evaluation.json", "done.json")}
+    settings = RunSettings(plm=PlmSettings(max_iterations=5), max_memory=1024, seed=7)
+    family = example_family()
+    rerun = FamilyTask(family=family, settings=settings, outdir=str(tmp_path),
+                       settings_hash=settings_hash(family, settings), device="cpu")
+    record = run_family(rerun)
+    assert record["status"] == "failed" and record["reason"] == "ResourceError"
+    assert {name: (folder / name).read_bytes() for name in kept} == kept
+    assert json.loads((folder / "error.json").read_text())["settings_hash"] == \
+        rerun.settings_hash
+    assert "failed: ResourceError" in (folder / "log.txt").read_text()
+    assert not (folder / ".run").exists() and not list(folder.glob(".*.tmp"))
+    assert failed_record(folder, rerun.settings_hash)["reason"] == "ResourceError"
 
 
 def test_summary_tables_and_picture(finished, tmp_path):

@@ -134,13 +134,16 @@ def test_kill_part_way_then_resume(tmp_path):
     finished = {path: path.stat().st_mtime_ns for family in lengths
                 if (outdir / family / "done.json").exists()
                 for path in (outdir / family).iterdir()}
-    interrupted = [family for family in lengths if (outdir / family / "log.txt").exists()
+    # A running family works in OUTDIR/<id>/.run/ until it has succeeded.
+    interrupted = [family for family in lengths
+                   if (outdir / family / ".run" / "log.txt").exists()
                    and not (outdir / family / "done.json").exists()]
     if len(lengths) > 1:
         assert interrupted, "the batch finished before it was killed"
     worker_pids = [int(line.split("pid ")[1].split()[0])
                    for family in interrupted
-                   for line in (outdir / family / "log.txt").read_text().splitlines()[:1]]
+                   for line in (outdir / family / ".run" / "log.txt").read_text()
+                   .splitlines()[:1]]
 
     result = run("batch", manifest, "-o", outdir, *FAST)
     assert result.exit_code == 1, result.output  # the broken family fails again
@@ -149,6 +152,7 @@ def test_kill_part_way_then_resume(tmp_path):
     assert {path: path.stat().st_mtime_ns for path in finished} == finished
     assert "sh3" not in json.loads((outdir / "batch.json").read_text())["ran"]
     assert not [path for path in outdir.rglob("*") if path.name.endswith(".tmp")]
+    assert not list(outdir.glob("*/.run"))
     for family in lengths:
         assert load_model(outdir / family / "model.npz").length == lengths[family]
         assert json.loads((outdir / family / "done.json").read_text())["result"]["status"] == "done"

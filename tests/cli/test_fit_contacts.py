@@ -69,6 +69,11 @@ def test_contacts_other_formats(example_model, tmp_path):
     assert run("contacts", example_model, "--format", "mat", "-o", tmp_path / "m").exit_code == 0
     matrix = np.loadtxt(tmp_path / "m")
     assert matrix.shape == (48, 48) and np.allclose(matrix, matrix.T)
+    assert run("contacts", example_model, "--format", "mat", "--min-sep", "6",
+               "-o", tmp_path / "m6").exit_code == 0
+    near = np.abs(np.subtract.outer(np.arange(48), np.arange(48))) < 6
+    separated = np.loadtxt(tmp_path / "m6")
+    assert (separated[near] == 0).all() and np.array_equal(separated[~near], matrix[~near])
     assert run("contacts", example_model, "--format", "csv", "--min-sep", "6",
                "-o", tmp_path / "c.csv").exit_code == 0
     csv_lines = (tmp_path / "c.csv").read_text().splitlines()
@@ -78,6 +83,22 @@ def test_contacts_other_formats(example_model, tmp_path):
     casp = (tmp_path / "rr").read_text().splitlines()
     assert casp[0] == "PFRMAT RR" and casp[-1] == "END"
     assert casp[5] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
+    contact_lines = [line.split() for line in casp[6:-1]]
+    assert len(contact_lines) == 48 * 47 // 2
+    probabilities = [float(p) for _, _, _, _, p in contact_lines]
+    assert all(int(i) < int(j) and (low, high) == ("0", "8")
+               for i, j, low, high, _ in contact_lines)
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert probabilities[0] == 1.0 and probabilities[-1] == 0.0
+    # csv: fn is the Frobenius norm before APC, cn after (the tsv scores of each).
+    for arguments, column in ((["--no-apc"], 4), ([], 5)):
+        run("contacts", example_model, *arguments, "-o", tmp_path / "s.tsv")
+        expected = {(int(i), int(j)): float(score) for i, j, score in
+                    (line.split("\t") for line in
+                     (tmp_path / "s.tsv").read_text().splitlines()[1:])}
+        rows = [line.split(",") for line in csv_lines[1:]]
+        assert all(float(row[column]) == pytest.approx(expected[int(row[0]), int(row[2])],
+                                                       rel=1e-5, abs=1e-6) for row in rows)
     assert casp[3] == "METHOD Potts model couplings, Frobenius norm with APC"
     assert run("contacts", example_model, "--format", "casp", "--no-apc",
                "-o", tmp_path / "rr_raw").exit_code == 0
@@ -102,6 +123,7 @@ def test_contacts_with_structure_reports_precision_and_plots(example_model, tmp_
     # CCMpred reaches 0.583 top-L and 1.000 top-L/5 here (docs/README); we must not be far off.
     assert table[(6, "L")] >= 0.55 and table[(6, "L/5")] >= 0.9
     assert summary["structure_mapping"]["identity"] == 1.0
+    assert summary["model"]["method"] == "plm" and summary["model"]["seed"] == 0
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE)
     assert text.exit_code == 0 and "|i-j|>=6" in text.stdout
@@ -163,7 +185,46 @@ def test_structure_of_another_protein_is_refused(example_model, tmp_path):
     assert not output.exists()
 
 
+def test_a_structure_that_covers_too_little_of_the_query_writes_nothing(example_model,
+                                                                         tmp_path):
+    """The corpus' 13-residue fragment of 2O9S: identical letters, but 6 % of the query (no
+    shared data needed, unlike the test above)."""
+    fragment = REPO_ROOT / "tests" / "fixtures" / "corpus" / "structures" / "small.pdb"
+    output, plot = tmp_path / "c.tsv", tmp_path / "map.png"
+    result = run("contacts", example_model, "--pdb", fragment, "-o", output, "--plot", plot)
+    assert_clean_error(result, "small.pdb")
+    assert "is not the query protein" in result.stderr and "coverage 0.062" in result.stderr
+    assert not output.exists() and not plot.exists()
+
+
 def test_structure_that_is_not_a_structure(example_model, tmp_path):
     fake = tmp_path / "fake.pdb"
     fake.write_text("hello\n")
     assert_clean_error(run("contacts", example_model, "--pdb", fake), "fake.pdb")
+
+
+def test_unusable_output_paths_are_refused_before_the_work(example_model, tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("keep")
+    for arguments in (["fit", EXAMPLE_MSA, "-o", plain / "m.npz"],
+                      ["contacts", example_model, "-o", plain / "c.tsv"],
+                      ["contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                       "--plot", plain / "map.png"],
+                      ["contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                       "--plot", tmp_path / "map.jpg"],
+                      ["sample", example_model, "-n", "2", "-o", tmp_path]):
+        result = run(*arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert "fit plm:" not in result.output and "sampled" not in result.output
+    assert plain.read_text() == "keep"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["plain.txt"]
+
+
+def test_contacts_write_through_a_symbolic_link(example_model, tmp_path):
+    real = tmp_path / "results" / "c.tsv"
+    real.parent.mkdir()
+    link = tmp_path / "latest.tsv"
+    link.symlink_to(real)
+    assert run("contacts", example_model, "-o", link).exit_code == 0
+    assert link.is_symlink() and real.read_text().startswith("i\tj\tscore\n")

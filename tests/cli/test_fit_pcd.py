@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,8 +49,8 @@ def test_fit_writes_a_model_whose_meta_says_how(tmp_path, method):
 
 def options(pcd: PcdSettings | None = None, **changes) -> FitOptions:
     pcd = pcd or PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
-    return FitOptions(method="gwg", device="cpu", seed=2, init="independent", pcd=pcd,
-                      checkpoint_interval=1e-9, **changes)
+    return FitOptions(**{"method": "gwg", "device": "cpu", "seed": 2, "init": "independent",
+                         "pcd": pcd, "checkpoint_interval": 1e-9, **changes})
 
 
 def interrupted_fit(output: Path, at_iteration: int) -> None:
@@ -155,3 +156,55 @@ def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path,
     assert not output.exists()
     with np.load(checkpoint_path(output), allow_pickle=False) as checkpoint:
         assert np.isfinite(checkpoint["couplings"]).all() and np.isfinite(checkpoint["h"]).all()
+
+
+def test_ml_options_with_a_plm_fit_are_refused(tmp_path):
+    output = tmp_path / "m.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--chains", "5", "--max-time", "3",
+                 "--threads", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--chains, --max-time: only for --method gwg or gibbs" in result.stderr
+    assert not output.exists()
+
+
+def test_resume_with_another_seed_is_refused(tmp_path, single_thread):
+    """The checkpoint's chains and random state belong to its seed: a model resumed under
+    another would record a seed that does not reproduce it."""
+    from potts_gwg.errors import InputError
+
+    output = tmp_path / "cut.npz"
+    interrupted_fit(output, at_iteration=3)
+    with pytest.raises(InputError, match=r"checkpoint was made with --seed 2; resume with the "
+                                         r"same seed"):
+        fit_stage(EXAMPLE_MSA, output, options(resume=True, seed=3))
+    assert checkpoint_path(output).exists() and not output.exists()
+    resumed = fit_stage(EXAMPLE_MSA, output, options(resume=True))
+    assert resumed.resumed_from == 2 and load_model(output).meta["seed"] == 2
+
+
+def test_the_default_start_is_the_plm_fit_and_progress_is_shown(tmp_path, example_model):
+    """`--init plm` (the default) starts from the model `fit --method plm` writes: after one
+    update of step 1e-9 the couplings are still those (to float32 rounding). Without --quiet
+    the PLM start and the updates are reported on stderr."""
+    output = tmp_path / "gwg.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", "--max-iterations", "1",
+                 "--learning-rate", "1e-9", "--chains", "16", "--steps", "2", "--device", "cpu",
+                 "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "start: PLM fit" in result.stderr and "plm iteration" in result.stderr
+    assert re.search(r"gwg iteration +1 +pearson C - +pearson f1 - +log10 acceptance -?\d",
+                     result.stderr), result.stderr
+    fitted, plm = load_model(output), load_model(example_model)
+    assert fitted.meta["init"] == "plm" and fitted.meta["hyperparameters"]["steps"] == 2
+    np.testing.assert_allclose(fitted.J, plm.J, atol=1e-5)
+    assert np.abs(plm.J).max() > 0.1  # a PLM model, not zeros
+
+
+def test_divergence_is_exit_5_with_one_line_and_no_model(tmp_path):
+    output = tmp_path / "m.npz"
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", "--learning-rate",
+                 "1e38", "--max-iterations", "20", *SMALL)
+    assert result.exit_code == 5 and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "non-finite" in result.stderr and "--learning-rate" in result.stderr
+    assert not output.exists()

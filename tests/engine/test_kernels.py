@@ -32,6 +32,15 @@ def test_draw_categorical_matches_probabilities_and_never_draws_zero_mass():
     assert tv < frequency_tolerance(DRAWS, 5)
 
 
+def test_rows_of_overflowed_mass_still_give_valid_indices():
+    """NaN or infinite masses (a diverging model) must not index past the row: the caller's
+    MH test and finiteness checks report the divergence, not an index error."""
+    weights = torch.tensor([[1.0, float("nan"), 2.0], [float("inf"), 1.0, float("inf")],
+                            [1.0, 2.0, 3.0]])
+    draws = draw_categorical(weights, 50, torch.Generator().manual_seed(2))
+    assert draws.min() >= 0 and draws.max() <= 2
+
+
 def test_draw_from_logits_and_site_log_masses():
     logits = torch.tensor([[1.0, float("-inf"), 0.0, 3.0]], dtype=torch.float64)
     draws = draw_from_logits(logits.expand(4, 4).contiguous(), DRAWS // 4,

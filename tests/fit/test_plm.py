@@ -100,6 +100,25 @@ def test_fit_output_is_symmetric_and_deterministic():
     assert first.J.dtype == np.float32 and first.iterations <= 15
 
 
+def test_fit_stops_when_the_objective_fell_less_than_the_tolerance_over_five_iterations(
+        single_thread):
+    """CCMpred's rule, exactly: the fit stops at the first iteration k whose objective is
+    within the fraction ``tolerance`` of the one five iterations before, not earlier."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 5, size=(300, 8))
+    values = []
+    result = fit_plm(x, torch.ones(300), 5, PlmSettings(tolerance=0.01, max_iterations=200),
+                     on_iteration=lambda iteration, value, gradient_norm: values.append(value))
+    assert result.converged and 6 <= result.iterations == len(values) < 200
+    history = [None] + values   # history[k]: objective after iteration k (k >= 1)
+
+    def fell_less_than_tolerance(k):
+        return history[k - 5] - history[k] <= 0.01 * abs(history[k - 5])
+
+    assert fell_less_than_tolerance(result.iterations)
+    assert not any(fell_less_than_tolerance(k) for k in range(6, result.iterations))
+
+
 def test_fit_is_the_same_on_any_number_of_cpu_threads(restore_threads):
     """Users on a laptop and on a 16-core server get the same model, bit for bit. The sizes
     make torch parallelise its reductions (more than 32 768 elements)."""

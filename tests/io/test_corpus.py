@@ -83,12 +83,13 @@ def test_lower_case_only_row_is_residues_when_sniffed_and_refused_as_a3m():
         read_alignment(path, format="a3m")
 
 
-def test_duplicate_names_are_kept_and_query_by_name_takes_the_first():
+def test_duplicate_names_are_kept_and_an_ambiguous_query_name_is_refused():
     alignment = read_alignment(CORPUS / "duplicate_names.fasta")
     assert alignment.names == ["seq", "seq", "other", "seq"]
     assert alignment.n_sequences == 4
-    by_name = read_alignment(CORPUS / "duplicate_names.fasta", query="seq")
-    assert by_name.query_record == 0
+    with pytest.raises(InputError, match=r"query 'seq' names 3 records \(1, 2, 4\)"):
+        read_alignment(CORPUS / "duplicate_names.fasta", query="seq")
+    assert read_alignment(CORPUS / "duplicate_names.fasta", query="other").query_record == 2
     by_index = read_alignment(CORPUS / "duplicate_names.fasta", query_index=4)
     assert by_index.query_sequence == "KVLAG"
 
