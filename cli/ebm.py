@@ -54,29 +54,31 @@ def _progress_option(function):
 @click.option("--energy", type=click.Choice(["mlp", "resnet", "rbm"]), default="mlp",
               show_default=True, help="mlp / resnet: f = net(x) + log p_base(x); rbm: binary "
                                       "RBM with the hidden units summed out.")
-@click.option("--hidden", type=int, default=256, show_default=True,
+@click.option("--hidden", type=click.IntRange(min=1), default=256, show_default=True,
               help="Hidden units (MLP, RBM) or channels (ResNet).")
-@click.option("--depth", type=int, default=2, show_default=True,
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Hidden layers (MLP) or residual blocks (ResNet).")
 @click.option("--base/--no-base", default=True, show_default=True,
               help="Add the independent-sites base distribution at the data marginals.")
 @click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
               help="gwg: Gibbs-With-Gradients; gibbs: random-scan Gibbs (one site per step).")
-@click.option("--steps", type=int, default=40, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1), default=40, show_default=True,
               help="Sampler steps per parameter update.")
-@click.option("--iterations", type=int, required=True,
+@click.option("--iterations", type=click.IntRange(min=1), required=True,
               help="Parameter updates in all (a resumed run continues up to this number).")
-@click.option("--batch-size", type=int, default=100, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
               help="Data examples and chains per update.")
-@click.option("--buffer-size", type=int, default=1000, show_default=True,
+@click.option("--buffer-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Persistent chains in the replay buffer.")
-@click.option("--reinit-rate", type=float, default=0.0, show_default=True,
+@click.option("--reinit-rate", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Fraction of an update's chains restarted from the base distribution.")
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True,
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0.0, min_open=True),
+              default=1e-3, show_default=True,
               help="Adam learning rate.")
-@click.option("--ema-decay", type=float, default=0.99, show_default=True,
+@click.option("--ema-decay", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.99,
+              show_default=True,
               help="Decay of the parameters' moving average (used by sample and eval).")
-@click.option("--checkpoint-every", type=int, default=0, show_default=True,
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also write the model file every this many updates (0: only at the end).")
 @click.option("--resume", is_flag=True,
               help="Continue the run in the existing model file -o (its settings and random "

@@ -64,7 +64,7 @@ class TrainConfig:
             if value < least:
                 raise InputError(f"{name} must be at least {least}, got {value}")
         if self.batch_size > self.buffer_size:
-            raise InputError(f"batch_size ({self.batch_size}) cannot exceed buffer_size "
+            raise InputError(f"--batch-size ({self.batch_size}) cannot exceed --buffer-size "
                              f"({self.buffer_size})")
         if not 0 <= self.reinit_rate <= 1 or not 0 <= self.ema_decay < 1:
             raise InputError(f"need 0 <= reinit_rate <= 1 and 0 <= ema_decay < 1, got "

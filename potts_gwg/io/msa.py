@@ -350,7 +350,10 @@ class _PerRowInserts:
         stripped = [row.translate(None, INSERT_BYTES) for row in rows]
         lengths = np.array([len(row) for row in stripped])
         values, counts = np.unique(lengths, return_counts=True)
-        width = int(values[np.argmax(counts)])
+        # The most common length; among equally common ones, the first record's (the query,
+        # usually): with two rows, the odd one out is then the second, not the query.
+        common = values[counts == counts.max()]
+        width = int(lengths[0]) if lengths[0] in common else int(common[0])
         odd = np.flatnonzero(lengths != width)
         if odd.size:
             record = records[odd[0]]

@@ -72,7 +72,8 @@ class QueryMapping:
 def read_chain(path: str | os.PathLike, chain: str | None = None) -> ChainResidues:
     """Read the amino-acid residues of one chain of the first model of a PDB/mmCIF file.
 
-    ``chain`` None picks the only protein chain; a blank chain id is written " " or "".
+    ``chain`` None picks the only protein chain; a blank chain id is written " ", "" or
+    "(blank)" (as the commands print it).
     """
     model, unobserved = _parse(path)
     chains = {c.id: c for c in model if any(_is_amino_acid(r) for r in c)}
@@ -84,7 +85,7 @@ def read_chain(path: str | os.PathLike, chain: str | None = None) -> ChainResidu
             raise InputError(f"several chains ({present}); choose one", path)
         (chain_id,) = chains
     else:
-        chain_id = chain if chain.strip() else " "
+        chain_id = chain if chain.strip() and chain != "(blank)" else " "
         if chain_id not in chains:
             raise InputError(f"no chain {chain!r}; chains present: {present}", path)
     residues = [r for r in chains[chain_id] if _is_amino_acid(r)]

@@ -80,8 +80,8 @@ def test_eval_reports_log_likelihood_in_nats_and_bits(trained, tmp_path):
 
 @pytest.mark.parametrize("arguments, message", [
     (["train", "absent.npz", "--iterations", "2", "-o", "{tmp}/m.npz"], "data file not found"),
-    (["train", str(DIGITS_PATH), "--iterations", "2", "--energy", "rbm", "--steps", "0",
-      "-o", "{tmp}/m.npz"], "steps must be at least 1"),
+    (["train", str(DIGITS_PATH), "--iterations", "2", "--energy", "rbm", "--batch-size", "60",
+      "--buffer-size", "50", "-o", "{tmp}/m.npz"], "--batch-size (60) cannot exceed"),
     (["train", str(DIGITS_PATH), "--iterations", "2", "--resume", "-o", "{tmp}/m.npz"],
      "EBM model file not found"),
     (["sample", "{tmp}/data.npz", "--png", "{tmp}/g.png"], "not a potts-gwg EBM model file"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -75,29 +76,42 @@ def test_interrupted_fit_resumes_to_the_same_model(tmp_path, single_thread):
     assert not checkpoint_path(output).exists()
 
 
+def checkpoint_iteration(path: Path) -> int:
+    """The update a checkpoint was written at (-1 while none can be read)."""
+    try:
+        with np.load(path) as arrays:
+            return int(json.loads(str(arrays["meta"]))["iteration"])
+    except (OSError, KeyError, ValueError):
+        return -1
+
+
 def test_resume_after_sigkill_ends_identical(tmp_path):
+    """The killed run has no update limit, so it is always killed part way (after its
+    checkpoint of update 5 or later); resumed with the reference's limit (120 updates, well
+    beyond where the kill lands), it must end byte-identical to the reference."""
     command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "--method", "gibbs",
-               "--max-iterations", "60", "--seed", "9", "--checkpoint-interval", "0.01",
-               *SMALL]
+               "--seed", "9", "--checkpoint-interval", "0.01", *SMALL]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     reference = tmp_path / "reference.npz"
-    subprocess.run([*command, "-o", str(reference)], check=True, env=environment)
+    subprocess.run([*command, "--max-iterations", "120", "-o", str(reference)], check=True,
+                   env=environment)
     output = tmp_path / "killed.npz"
-    process = subprocess.Popen([*command, "-o", str(output)], env=environment)
+    process = subprocess.Popen([*command, "--max-iterations", "1000000", "-o", str(output)],
+                               env=environment)
     deadline = time.monotonic() + 120
-    while not checkpoint_path(output).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    while checkpoint_iteration(checkpoint_path(output)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert checkpoint_path(output).exists(), "no checkpoint was written before the kill"
-    if output.exists():
-        pytest.skip("the fit finished before it could be killed on this machine")
-    finished = subprocess.run([*command, "-o", str(output), "--resume"], env=environment,
-                              capture_output=True, text=True, check=False)
+    killed_at = checkpoint_iteration(checkpoint_path(output))
+    assert 5 <= killed_at < 120 and not output.exists(), killed_at
+    finished = subprocess.run([*command, "--max-iterations", "120", "-o", str(output),
+                               "--resume"], env=environment, capture_output=True, text=True,
+                              check=False)
     assert finished.returncode == 0, finished.stderr
     first, second = load_model(reference), load_model(output)
     assert np.array_equal(first.h, second.h) and np.array_equal(first.J, second.J)
+    assert second.meta["iterations"] == 120
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
 

@@ -117,7 +117,7 @@ def test_engine_potts_model_is_trained_through_its_buffers():
 @pytest.mark.parametrize("change, message", [
     ({"sampler": "hmc"}, "unknown sampler"),
     ({"steps": 0}, "steps must be at least 1"),
-    ({"batch_size": 60}, "cannot exceed buffer_size"),
+    ({"batch_size": 60}, "cannot exceed --buffer-size"),
     ({"reinit_rate": 1.5}, "reinit_rate"),
     ({"learning_rate": 0.0}, "learning_rate"),
 ])

@@ -94,7 +94,7 @@ def test_family_matches_benchmark_contacts(family_id):
 
 
 @needs_data
-@pytest.mark.parametrize("chain", [None, " ", ""])
+@pytest.mark.parametrize("chain", [None, " ", "", "(blank)"])
 def test_blank_chain_id(chain):
     family = _family("1guuA")
     residues = read_chain(family["structure"], chain)
