@@ -46,7 +46,8 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
         return
     if summary.mapping is not None:
         mapping = summary.mapping
-        click.echo(f"structure {mapping['structure']} chain {mapping['chain'].strip() or '(blank)'}: "
+        chain = mapping["chain"].strip() or "(blank)"
+        click.echo(f"structure {mapping['structure']} chain {chain}: "
                    f"{mapping['n_aligned']}/{summary.length} query positions aligned, "
                    f"identity {mapping['identity']:.3f}")
         click.echo(_precision_text(summary.precision))
