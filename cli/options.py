@@ -26,10 +26,23 @@ def msa_options(function):
     return function
 
 
+class DeviceName(click.ParamType):
+    """auto, cpu, cuda or cuda:N (any N: whether it exists is checked when it is used)."""
+
+    name = "device"
+
+    def convert(self, value, parameter, context):
+        text = str(value).strip().lower()
+        index = text.partition(":")[2]
+        if text in DEVICE_CHOICES or (text.startswith("cuda:") and index.isdigit()):
+            return text
+        self.fail(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N", parameter,
+                  context)
+
+
 def device_option(function):
     return click.option(
-        "--device", default="auto", show_default=True,
-        type=click.Choice(DEVICE_CHOICES + tuple(f"cuda:{index}" for index in range(16))),
+        "--device", default="auto", show_default=True, type=DeviceName(),
         metavar="auto|cpu|cuda[:N]",
         help="Where to compute; auto takes a GPU when present and says so.")(function)
 

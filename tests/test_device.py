@@ -68,6 +68,9 @@ def test_fit_reports_the_device_auto_took_and_refuses_cuda(no_gpu, tmp_path):
     assert refused.stderr == "error: --device cuda:0: no CUDA GPU is available on this machine " \
         "(use --device cpu or --device auto)\n"
     assert not (tmp_path / "g.npz").exists()
+    unknown = CliRunner().invoke(main, ["fit", str(EXAMPLE_MSA), "--device", "gpu"])
+    assert unknown.exit_code == 2
+    assert "'gpu' is not a device: use auto, cpu, cuda or cuda:N" in unknown.stderr
 
 
 def test_what_counts_as_out_of_memory():
