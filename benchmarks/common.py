@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -42,6 +44,30 @@ def dev_families(data: Path = SHARED_DATA) -> list[Family]:
             families.append(Family(row["id"], folder / row["msa_file"],
                                    folder / row["structure_file"], chain, query_arguments))
     return families
+
+
+# Å: a pair of resolved columns that native_contacts.tsv does not list (its distance is >= 8 Å).
+NOT_A_CONTACT = 99.0
+
+
+def native_distances(family: Family) -> np.ndarray:
+    """(L, L) Cβ distances as the data's own truth has them (../shared/data/README.md): the
+    pairs of ``native_contacts.tsv`` at their distance, other pairs of resolved columns at
+    NOT_A_CONTACT, pairs with a column that ``mapping.tsv`` marks ``has_coord = 0`` NaN
+    (unknown). ``contacts --pdb`` aligns the query to the structure itself instead; on
+    CRY2_4I6E the two differ (benchmarks/README.md)."""
+    folder = family.msa.parent
+    with open(folder / "mapping.tsv", newline="") as stream:
+        resolved = np.array([row["has_coord"] == "1"
+                             for row in csv.DictReader(stream, delimiter="\t")])
+    distances = np.full((len(resolved), len(resolved)), NOT_A_CONTACT)
+    distances[~resolved, :] = np.nan
+    distances[:, ~resolved] = np.nan
+    with open(folder / "native_contacts.tsv", newline="") as stream:
+        for row in csv.DictReader(stream, delimiter="\t"):
+            i, j = int(row["i"]) - 1, int(row["j"]) - 1
+            distances[i, j] = distances[j, i] = float(row["distance"])
+    return distances
 
 
 def select_families(ids: str | None) -> list[Family]:

@@ -22,10 +22,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, git_commit, machine_description, positive_int, select_families,
-                    timed_run)
+from common import (RESULTS, git_commit, machine_description, native_distances, positive_int,
+                    select_families, timed_run)
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
+from potts_gwg.contacts import contact_scores
 from potts_gwg.evaluation import precision_table
 from potts_gwg.io.model_file import load_model
 from potts_gwg.io.msa import read_alignment
@@ -35,8 +36,14 @@ PCD_META = ("init", "plm_seconds", "pcd_seconds", "stop_reason", "pearson_pairs"
             "pearson_sites", "acceptance", "hyperparameters")
 
 
-def precision_summary(table: list[dict]) -> dict:
-    return {f"P@{row['top']}_sep{row['min_separation']}": row["precision"] for row in table}
+def precision_summary(table: list[dict], prefix: str = "") -> dict:
+    return {f"{prefix}P@{row['top']}_sep{row['min_separation']}": row["precision"]
+            for row in table}
+
+
+def native_summary(family, scores: np.ndarray) -> dict:
+    """Precision against the data's native_contacts.tsv / mapping.tsv (keys ``native_…``)."""
+    return precision_summary(precision_table(scores, native_distances(family)), "native_")
 
 
 def run_potts_gwg(family, device, threads, workdir: Path, method: str = "plm",
@@ -57,7 +64,8 @@ def run_potts_gwg(family, device, threads, workdir: Path, method: str = "plm",
     if c_status != 0:
         return {"status": "failed", "command": shlex.join(contacts), "error": c_stderr.strip()}
     summary = json.loads(c_stdout)
-    meta = load_model(model).meta
+    fitted = load_model(model)
+    meta = fitted.meta
     return {"status": "ok", "command": f"{shlex.join(fit)} && {shlex.join(contacts)}",
             "fit_stdout": stdout.strip(), "wall_seconds_fit": round(seconds, 2),
             "wall_seconds_contacts": round(c_seconds, 2),
@@ -65,7 +73,8 @@ def run_potts_gwg(family, device, threads, workdir: Path, method: str = "plm",
             "n_effective": meta["n_effective"], "iterations": meta["iterations"],
             "converged": meta["converged"],
             **{key: meta[key] for key in PCD_META if key in meta},
-            **precision_summary(summary["precision"])}
+            **precision_summary(summary["precision"]),
+            **native_summary(family, contact_scores(fitted.J, fitted.alphabet))}
 
 
 def write_aln(alignment, path: Path) -> None:
@@ -92,7 +101,8 @@ def run_ccmpred(family, executable, threads, workdir: Path) -> dict:
     distances, _mapping, _residues = query_distances(alignment.query_sequence, family.structure,
                                                      family.chain)
     return {"status": "ok", "command": shlex.join(command), "wall_seconds": round(seconds, 2),
-            "peak_memory_bytes": peak, **precision_summary(precision_table(scores, distances))}
+            "peak_memory_bytes": peak, **precision_summary(precision_table(scores, distances)),
+            **native_summary(family, scores)}
 
 
 def main() -> None:
@@ -163,7 +173,8 @@ def _print_means(records: list[dict]) -> None:
               and record.get("status") == "ok"]
         if ok:
             means = {key: np.mean([record[key] for record in ok])
-                     for key in ("P@L_sep6", "P@L/5_sep6", "P@L_sep24")}
+                     for key in ("P@L_sep6", "P@L/5_sep6", "P@L_sep24", "native_P@L_sep6")
+                     if all(key in record for record in ok)}
             print(f"mean {method}: " + " ".join(f"{k}={v:.3f}" for k, v in means.items())
                   + f" over {len(ok)} families")
 
