@@ -64,5 +64,9 @@ def _precision_text(rows: list[dict]) -> str:
     for separation in dict.fromkeys(row["min_separation"] for row in rows):
         values = {row["top"]: row["precision"] for row in rows
                   if row["min_separation"] == separation}
-        lines.append(f"|i-j|>={separation:<3}" + "".join(f"{values[top]:>10.3f}" for top in tops))
+        lines.append(f"|i-j|>={separation:<3}" + "".join(
+            f"{values[top]:>10.3f}" if values[top] == values[top] else f"{'n/a':>10}"
+            for top in tops))
+    if any(row["precision"] != row["precision"] for row in rows):
+        lines.append("n/a: no pair of known distance at that separation")
     return "\n".join(lines)

@@ -275,7 +275,10 @@ class ContactsSummary:
     def as_json(self) -> str:
         return json.dumps({"output": None if self.output is None else str(self.output),
                            "length": self.length, "model": self.model,
-                           "precision": self.precision,
+                           "precision": None if self.precision is None else [
+                               {**row, "precision": row["precision"]
+                                if row["precision"] == row["precision"] else None}
+                               for row in self.precision],  # NaN is not JSON: null
                            "structure_mapping": self.mapping,
                            "plot": None if self.plot is None else str(self.plot)}, indent=2)
 

@@ -228,3 +228,18 @@ def test_contacts_write_through_a_symbolic_link(example_model, tmp_path):
     link.symlink_to(real)
     assert run("contacts", example_model, "-o", link).exit_code == 0
     assert link.is_symlink() and real.read_text().startswith("i\tj\tscore\n")
+
+
+def test_no_pair_to_score_is_n_a_in_the_table_and_null_in_json(tmp_path):
+    """A one-column model has no pair at |i - j| >= 6: its precision is undefined, shown as
+    n/a (text) and null (JSON, which has no NaN), not as 'nan'."""
+    msa = tmp_path / "one.fasta"
+    msa.write_text(">a\nA\n>b\nC\n>c\nD\n")
+    model = tmp_path / "one.npz"
+    assert run("fit", msa, "-o", model, "--threads", "1").exit_code == 0
+    text = run("contacts", model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A")
+    assert text.exit_code == 0 and "nan" not in text.stdout
+    assert "|i-j|>=6         n/a       n/a       n/a" in text.stdout
+    summary = json.loads(run("contacts", model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                             "--json").stdout)
+    assert all(row["precision"] is None for row in summary["precision"])
