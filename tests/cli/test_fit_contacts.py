@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import pickle
 from pathlib import Path
@@ -156,6 +157,48 @@ def test_bad_msa_leaves_no_output_and_keeps_an_existing_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fasta", "m.npz"]
 
 
+BAD_MSAS = {  # issue 3's list of bad inputs: file name -> (content, what the message names)
+    "empty.fasta": (b"", "empty file"),
+    "binary.fasta": (b">a\nAC\0DE\n", "binary file"),
+    "ragged.fasta": (b">a\nACDE\n>b\nAC\n", "record b"),
+    "headless.fasta": (b"ACDE\n>a\nACDE\n", "line 1"),
+    "gapped_query.fasta": (b">a\n----\n>b\nACDE\n", "record a"),
+    "truncated.fasta.gz": (gzip.compress(b">a\nACDE\n" * 300, mtime=0)[:40], "gzip"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_MSAS))
+def test_each_bad_msa_is_one_line_exit_2_and_keeps_the_output(tmp_path, name):
+    content, fragment = BAD_MSAS[name]
+    msa = tmp_path / name
+    msa.write_bytes(content)
+    output = tmp_path / "m.npz"
+    output.write_bytes(b"previous")
+    result = run("fit", msa, "-o", output)
+    assert result.exit_code == 2
+    assert_clean_error(result, name, fragment)
+    assert output.read_bytes() == b"previous"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([name, "m.npz"])
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (["--query", "nobody"], "query 'nobody' is not the name"),
+    (["--query-index", "9999"], "query index 9999 is out of range"),
+])
+def test_a_query_that_does_not_exist_is_one_line_exit_2(tmp_path, arguments, fragment):
+    result = run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz", *arguments)
+    assert result.exit_code == 2
+    assert_clean_error(result, "PF00018_2O9S.fasta", fragment)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_missing_msa_is_one_line_exit_2(tmp_path):
+    result = run("fit", tmp_path / "absent.fasta", "-o", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert_clean_error(result, "absent.fasta")
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_refused_when_memory_is_too_small(tmp_path):
     result = run("fit", EXAMPLE_MSA, "--max-memory", "1M", "-o", tmp_path / "m.npz")
     assert_clean_error(result, "needs about", "largest L")
@@ -166,13 +209,16 @@ def test_refused_when_memory_is_too_small(tmp_path):
 def test_contacts_refuses_non_models(tmp_path, content):
     path = tmp_path / "model.npz"
     path.write_bytes(content)
-    assert_clean_error(run("contacts", path), "model.npz")
+    assert_clean_error(run("contacts", path, "-o", tmp_path / "c.tsv"), "model.npz")
+    assert not (tmp_path / "c.tsv").exists()
 
 
 def test_contacts_missing_model_and_absent_chain(example_model, tmp_path):
-    assert_clean_error(run("contacts", tmp_path / "absent.npz"), "absent.npz")
-    assert_clean_error(run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "Z"),
-                       "2O9S_A.pdb")
+    output = tmp_path / "c.tsv"
+    assert_clean_error(run("contacts", tmp_path / "absent.npz", "-o", output), "absent.npz")
+    assert_clean_error(run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "Z",
+                           "-o", output), "2O9S_A.pdb")
+    assert not output.exists()
 
 
 def test_structure_of_another_protein_is_refused(example_model, tmp_path):
@@ -200,7 +246,9 @@ def test_a_structure_that_covers_too_little_of_the_query_writes_nothing(example_
 def test_structure_that_is_not_a_structure(example_model, tmp_path):
     fake = tmp_path / "fake.pdb"
     fake.write_text("hello\n")
-    assert_clean_error(run("contacts", example_model, "--pdb", fake), "fake.pdb")
+    assert_clean_error(run("contacts", example_model, "--pdb", fake, "-o", tmp_path / "c.tsv"),
+                       "fake.pdb")
+    assert not (tmp_path / "c.tsv").exists()
 
 
 def test_unusable_output_paths_are_refused_before_the_work(example_model, tmp_path):
