@@ -222,3 +222,25 @@ def test_divergence_is_exit_5_with_one_line_and_no_model(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "non-finite" in result.stderr and "--learning-rate" in result.stderr
     assert not output.exists()
+
+
+@pytest.mark.gpu
+def test_gpu_fit_writes_checkpoints_and_resumes_on_the_gpu(tmp_path):
+    """The gwg pipeline on CUDA: checkpoints of a CUDA run (chains, CUDA generator state)
+    load back onto the GPU and the fit ends where an uninterrupted one would (12 updates);
+    CUDA's random streams and reductions are not the CPU's, so no bitwise comparison."""
+    output = tmp_path / "cut.npz"
+
+    def interrupt(progress):
+        if progress.iteration == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_stage(EXAMPLE_MSA, output, options(device="cuda"), on_pcd_iteration=interrupt)
+    assert checkpoint_path(output).exists() and not output.exists()
+    resumed = fit_stage(EXAMPLE_MSA, output, options(device="cuda", resume=True))
+    assert resumed.resumed_from == 6 and resumed.iterations == 12
+    assert resumed.device.startswith("cuda")
+    model = load_model(output)
+    assert np.isfinite(model.J).all() and model.meta["iterations"] == 12
+    assert not checkpoint_path(output).exists()
