@@ -62,3 +62,37 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def pcd_options():
+    """``pcd_options(pcd=None, **changes)``: the FitOptions of a small, fast gwg fit of the
+    example (64 chains, 3 steps, 12 updates, independent-site start, seed 2, a checkpoint
+    after every update), with fields changed by keyword."""
+    from potts_gwg.fit.pcd import PcdSettings
+    from potts_gwg.pipeline import FitOptions
+
+    def options(pcd=None, **changes):
+        pcd = pcd or PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
+        return FitOptions(**{"method": "gwg", "device": "cpu", "seed": 2,
+                             "init": "independent", "pcd": pcd, "checkpoint_interval": 1e-9,
+                             **changes})
+
+    return options
+
+
+@pytest.fixture
+def interrupted_pcd_fit(pcd_options):
+    """``interrupted_pcd_fit(output, at_iteration, **changes)``: that fit stopped as by
+    Ctrl-C at an update, leaving OUTPUT's checkpoint of the update before."""
+    from potts_gwg.pipeline import fit_stage
+
+    def interrupted(output, at_iteration, **changes):
+        def interrupt(progress):
+            if progress.iteration == at_iteration:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            fit_stage(EXAMPLE_MSA, output, pcd_options(**changes), on_pcd_iteration=interrupt)
+
+    return interrupted

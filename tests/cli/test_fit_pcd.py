@@ -1,4 +1,5 @@
-"""`potts-gwg fit --method gwg|gibbs`: model files, checkpoints and resume (also after SIGKILL)."""
+"""`potts-gwg fit --method gwg|gibbs`: model files, refusals, resume after SIGKILL, progress
+(the pipeline underneath: tests/test_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ from click.testing import CliRunner
 from potts_gwg.cli.main import main
 
 from potts_gwg.fit.checkpoint import checkpoint_path
-from potts_gwg.fit.pcd import PcdSettings
 from potts_gwg.io.model_file import load_model
-from potts_gwg.pipeline import FitOptions, fit_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MSA = REPO_ROOT / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
@@ -46,34 +45,6 @@ def test_fit_writes_a_model_whose_meta_says_how(tmp_path, method):
     assert meta["hyperparameters"]["n_chains"] == 64 and meta["iterations"] == 6
     assert 0.0 < meta["pearson_sites"] <= 1.0 and not checkpoint_path(output).exists()
     assert run("contacts", output, "-o", tmp_path / "c.tsv").exit_code == 0
-
-
-def options(pcd: PcdSettings | None = None, **changes) -> FitOptions:
-    pcd = pcd or PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
-    return FitOptions(**{"method": "gwg", "device": "cpu", "seed": 2, "init": "independent",
-                         "pcd": pcd, "checkpoint_interval": 1e-9, **changes})
-
-
-def interrupted_fit(output: Path, at_iteration: int) -> None:
-    """A fit that Ctrl-C stops at an iteration, leaving the checkpoint of the one before."""
-    def interrupt(progress):
-        if progress.iteration == at_iteration:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit_stage(EXAMPLE_MSA, output, options(), on_pcd_iteration=interrupt)
-
-
-def test_interrupted_fit_resumes_to_the_same_model(tmp_path, single_thread):
-    whole = fit_stage(EXAMPLE_MSA, tmp_path / "whole.npz", options())
-    output = tmp_path / "cut.npz"
-    interrupted_fit(output, at_iteration=7)
-    assert checkpoint_path(output).exists() and not output.exists()
-    resumed = fit_stage(EXAMPLE_MSA, output, options(resume=True))
-    assert resumed.resumed_from == 6 and resumed.iterations == 12
-    first, second = load_model(whole.output), load_model(output)
-    assert np.array_equal(first.h, second.h) and np.array_equal(first.J, second.J)
-    assert not checkpoint_path(output).exists()
 
 
 def checkpoint_iteration(path: Path) -> int:
@@ -115,9 +86,10 @@ def test_resume_after_sigkill_ends_identical(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
 
-def test_resume_with_other_settings_is_refused_clearly(tmp_path, single_thread):
+def test_resume_with_other_settings_is_refused_clearly(tmp_path, single_thread,
+                                                       interrupted_pcd_fit):
     output = tmp_path / "cut.npz"
-    interrupted_fit(output, at_iteration=3)
+    interrupted_pcd_fit(output, at_iteration=3)
     result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", "--seed", "2",
                  "--max-iterations", "12", "--resume", *SMALL[:2], "--chains", "128",
                  *SMALL[4:])
@@ -158,20 +130,6 @@ def test_init_from_a_model_of_other_columns_is_refused(tmp_path):
     assert not output.exists()
 
 
-def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path,
-                                                                      single_thread):
-    from potts_gwg.errors import NumericalError
-
-    output = tmp_path / "diverged.npz"
-    diverging = PcdSettings(n_chains=16, steps=1, learning_rate=1e38, max_iterations=50,
-                            target_pearson=None)
-    with pytest.raises(NumericalError, match="non-finite"):
-        fit_stage(EXAMPLE_MSA, output, options(pcd=diverging))
-    assert not output.exists()
-    with np.load(checkpoint_path(output), allow_pickle=False) as checkpoint:
-        assert np.isfinite(checkpoint["couplings"]).all() and np.isfinite(checkpoint["h"]).all()
-
-
 def test_ml_options_with_a_plm_fit_are_refused(tmp_path):
     output = tmp_path / "m.npz"
     result = run("fit", EXAMPLE_MSA, "-o", output, "--chains", "5", "--max-time", "3",
@@ -179,21 +137,6 @@ def test_ml_options_with_a_plm_fit_are_refused(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "--chains, --max-time: only for --method gwg or gibbs" in result.stderr
     assert not output.exists()
-
-
-def test_resume_with_another_seed_is_refused(tmp_path, single_thread):
-    """The checkpoint's chains and random state belong to its seed: a model resumed under
-    another would record a seed that does not reproduce it."""
-    from potts_gwg.errors import InputError
-
-    output = tmp_path / "cut.npz"
-    interrupted_fit(output, at_iteration=3)
-    with pytest.raises(InputError, match=r"checkpoint was made with --seed 2; resume with the "
-                                         r"same seed"):
-        fit_stage(EXAMPLE_MSA, output, options(resume=True, seed=3))
-    assert checkpoint_path(output).exists() and not output.exists()
-    resumed = fit_stage(EXAMPLE_MSA, output, options(resume=True))
-    assert resumed.resumed_from == 2 and load_model(output).meta["seed"] == 2
 
 
 def test_the_default_start_is_the_plm_fit_and_progress_is_shown(tmp_path, example_model):
@@ -222,25 +165,3 @@ def test_divergence_is_exit_5_with_one_line_and_no_model(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "non-finite" in result.stderr and "--learning-rate" in result.stderr
     assert not output.exists()
-
-
-@pytest.mark.gpu
-def test_gpu_fit_writes_checkpoints_and_resumes_on_the_gpu(tmp_path):
-    """The gwg pipeline on CUDA: checkpoints of a CUDA run (chains, CUDA generator state)
-    load back onto the GPU and the fit ends where an uninterrupted one would (12 updates);
-    CUDA's random streams and reductions are not the CPU's, so no bitwise comparison."""
-    output = tmp_path / "cut.npz"
-
-    def interrupt(progress):
-        if progress.iteration == 7:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit_stage(EXAMPLE_MSA, output, options(device="cuda"), on_pcd_iteration=interrupt)
-    assert checkpoint_path(output).exists() and not output.exists()
-    resumed = fit_stage(EXAMPLE_MSA, output, options(device="cuda", resume=True))
-    assert resumed.resumed_from == 6 and resumed.iterations == 12
-    assert resumed.device.startswith("cuda")
-    model = load_model(output)
-    assert np.isfinite(model.J).all() and model.meta["iterations"] == 12
-    assert not checkpoint_path(output).exists()

@@ -1,0 +1,77 @@
+"""The fit stage under `potts-gwg fit --method gwg|gibbs`: checkpoints, resume (also with
+another seed), divergence, and the same on a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from potts_gwg.fit.checkpoint import checkpoint_path
+from potts_gwg.fit.pcd import PcdSettings
+from potts_gwg.io.model_file import load_model
+from potts_gwg.pipeline import fit_stage
+
+EXAMPLE_MSA = Path(__file__).resolve().parents[1] / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
+
+
+def test_interrupted_fit_resumes_to_the_same_model(tmp_path, single_thread, pcd_options,
+                                                   interrupted_pcd_fit):
+    whole = fit_stage(EXAMPLE_MSA, tmp_path / "whole.npz", pcd_options())
+    output = tmp_path / "cut.npz"
+    interrupted_pcd_fit(output, at_iteration=7)
+    assert checkpoint_path(output).exists() and not output.exists()
+    resumed = fit_stage(EXAMPLE_MSA, output, pcd_options(resume=True))
+    assert resumed.resumed_from == 6 and resumed.iterations == 12
+    first, second = load_model(whole.output), load_model(output)
+    assert np.array_equal(first.h, second.h) and np.array_equal(first.J, second.J)
+    assert not checkpoint_path(output).exists()
+
+
+def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path, single_thread,
+                                                                      pcd_options):
+    from potts_gwg.errors import NumericalError
+
+    output = tmp_path / "diverged.npz"
+    diverging = PcdSettings(n_chains=16, steps=1, learning_rate=1e38, max_iterations=50,
+                            target_pearson=None)
+    with pytest.raises(NumericalError, match="non-finite"):
+        fit_stage(EXAMPLE_MSA, output, pcd_options(pcd=diverging))
+    assert not output.exists()
+    with np.load(checkpoint_path(output), allow_pickle=False) as checkpoint:
+        assert np.isfinite(checkpoint["couplings"]).all()
+        assert np.isfinite(checkpoint["h"]).all()
+
+
+def test_resume_with_another_seed_is_refused(tmp_path, single_thread, pcd_options,
+                                             interrupted_pcd_fit):
+    """The checkpoint's chains and random state belong to its seed: a model resumed under
+    another would record a seed that does not reproduce it."""
+    from potts_gwg.errors import InputError
+
+    output = tmp_path / "cut.npz"
+    interrupted_pcd_fit(output, at_iteration=3)
+    with pytest.raises(InputError, match=r"checkpoint was made with --seed 2; resume with the "
+                                         r"same seed"):
+        fit_stage(EXAMPLE_MSA, output, pcd_options(resume=True, seed=3))
+    assert checkpoint_path(output).exists() and not output.exists()
+    resumed = fit_stage(EXAMPLE_MSA, output, pcd_options(resume=True))
+    assert resumed.resumed_from == 2 and load_model(output).meta["seed"] == 2
+
+
+@pytest.mark.gpu
+def test_gpu_fit_writes_checkpoints_and_resumes_on_the_gpu(tmp_path, pcd_options,
+                                                           interrupted_pcd_fit):
+    """The gwg pipeline on CUDA: checkpoints of a CUDA run (chains, CUDA generator state)
+    load back onto the GPU and the fit ends where an uninterrupted one would (12 updates);
+    CUDA's random streams and reductions are not the CPU's, so no bitwise comparison."""
+    output = tmp_path / "cut.npz"
+    interrupted_pcd_fit(output, at_iteration=7, device="cuda")
+    assert checkpoint_path(output).exists() and not output.exists()
+    resumed = fit_stage(EXAMPLE_MSA, output, pcd_options(device="cuda", resume=True))
+    assert resumed.resumed_from == 6 and resumed.iterations == 12
+    assert resumed.device.startswith("cuda")
+    model = load_model(output)
+    assert np.isfinite(model.J).all() and model.meta["iterations"] == 12
+    assert not checkpoint_path(output).exists()
