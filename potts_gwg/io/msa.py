@@ -15,7 +15,8 @@ command sees the same positions:
 
 Records: hhblits annotation records (``ss_pred``, ``ss_conf``, ``ss_dssp``, ``sa_dssp``, names
 ending ``_consensus``) are not sequences and are not counted by ``query_index``; a header
-without a sequence is an error; a Stockholm file is read up to its first ``//``.
+without a sequence is an error; a Stockholm file is read up to its first ``//`` (which it
+must have).
 
 The work is done on byte strings and numpy arrays (one pass per line, never per character),
 and every problem with the input is an :class:`InputError` naming the file and the record or
@@ -300,7 +301,9 @@ def _is_annotation(name: str) -> bool:
 
 
 def _parse_stockholm(path: str, lines: list[bytes]) -> list[_Record]:
-    """Rows of the first alignment (up to '//'); blocks are joined by row name."""
+    """Rows of the first alignment (up to '//'); blocks are joined by row name. Without a
+    '//' the file may be truncated at a block boundary, which would silently shorten every
+    row: refused."""
     records: dict[str, _Record] = {}
     for number, line in enumerate(lines, 1):
         if line.startswith(b"//"):
@@ -314,6 +317,9 @@ def _parse_stockholm(path: str, lines: list[bytes]) -> list[_Record]:
         name = fields[0].decode("utf-8")
         record = records.setdefault(name, _Record(name, number, []))
         record.chunks.append((number, fields[1]))
+    else:
+        raise InputError("no '//' line ends the Stockholm alignment: the file may be "
+                         "truncated", path)
     return list(records.values())
 
 

@@ -237,6 +237,7 @@ BAD_FILES = [
     ("digit.fasta", b">a\nMKV\n>b\nMK\nV1\n", r"line 5, record b: unknown character '1'"),
     ("space.aln", b"MKV\nM V\n", r"line 2, record seq2: unknown character ' '"),
     ("utf8.fasta", ">a\nMK\u00e9\n".encode(), "unknown character byte 0xc3"),
+    ("unterminated.sto", b"# STOCKHOLM 1.0\na MKV\nb MKL\n\n", "no '//' line ends"),
     ("stockholm_fields.sto", b"# STOCKHOLM 1.0\na MKV extra\n//\n",
      "line 2: expected 'name sequence'"),
     ("annotations_only.a3m", b"#A3M#\n>ss_pred\nCCH\n>x_consensus\nMKV\n", "no sequences"),
