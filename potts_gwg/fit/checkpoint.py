@@ -20,7 +20,7 @@ import torch
 from ..atomic import atomic_path
 from ..errors import InputError
 from ..io.npz import json_meta, read_npz
-from .pcd import PcdSettings, PcdState
+from .pcd import PcdSettings, PcdState, default_steps
 
 FORMAT = "potts-gwg-pcd-checkpoint-2"
 # check_every is not among them: a checkpoint's partial Pearson window is summed over it.
@@ -72,7 +72,9 @@ def load_checkpoint(path: str | os.PathLike, settings: PcdSettings, fingerprint:
     if meta["fingerprint"] != fingerprint:
         raise InputError("checkpoint was made from a different alignment or weights; "
                          "resume with the same MSA and options, or delete it", path)
-    wanted, saved = settings.as_dict(), meta["settings"]
+    wanted, saved = settings.as_dict(), dict(meta["settings"])
+    if saved.get("steps") is None and "h" in arrays:  # written before steps were resolved
+        saved["steps"] = default_steps(arrays["h"].shape[0])
     changed = [name for name in wanted if name not in STOP_CRITERIA
                and wanted[name] != saved.get(name)]
     if changed:

@@ -110,3 +110,19 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path, content):
 def test_a_model_file_is_not_a_checkpoint(tmp_path, example_model):
     with pytest.raises(InputError, match="not a potts-gwg PCD checkpoint"):
         load_checkpoint(example_model, SETTINGS, "0" * 64, torch.device("cpu"))
+
+
+def test_a_checkpoint_without_resolved_steps_resumes_with_the_default(problem, tmp_path):
+    """Checkpoints written before the fit recorded its steps per update have steps None,
+    which meant default_steps(L); resuming with the resolved number is the same run."""
+    from potts_gwg.fit.pcd import default_steps
+
+    x, weights, state = problem
+    fingerprint = data_fingerprint(x, weights)
+    unresolved = dataclasses.replace(SETTINGS, steps=None)
+    path = save_checkpoint(tmp_path / "old.npz", state, unresolved, fingerprint, {})
+    resolved = dataclasses.replace(SETTINGS, steps=default_steps(6))
+    restored, _ = load_checkpoint(path, resolved, fingerprint, torch.device("cpu"))
+    assert restored.iteration == 0
+    with pytest.raises(InputError, match="steps 10 -> 3"):
+        load_checkpoint(path, SETTINGS, fingerprint, torch.device("cpu"))
