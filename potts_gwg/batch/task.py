@@ -182,6 +182,7 @@ def _run_family(task: FamilyTask) -> dict:
     log = None
     try:
         work.mkdir(parents=True, exist_ok=True)
+        _drop_checkpoint_of_other_settings(work, task.settings_hash)
         clear_family_folder(work, settings)  # an interrupted run's outputs, not its checkpoint
         threads = _set_threads(task.threads)
         record["threads"] = threads
@@ -267,6 +268,17 @@ def clear_family_folder(folder: Path, settings: RunSettings) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def _drop_checkpoint_of_other_settings(work: Path, settings_hash: str) -> None:
+    """A killed gwg/gibbs run left its checkpoint in ``work``; it is resumed only by a run
+    with the same settings (its settings.json says which), else removed (another seed or
+    other settings could not continue it)."""
+    from ..fit.checkpoint import checkpoint_path
+
+    previous = _read_json(work / SETTINGS)
+    if previous is not None and previous.get("settings_hash") != settings_hash:
+        checkpoint_path(work / MODEL).unlink(missing_ok=True)
 
 
 def _publish(work: Path, folder: Path, settings: RunSettings) -> None:

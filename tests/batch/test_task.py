@@ -23,6 +23,8 @@ from potts_gwg.batch import (
 )
 from potts_gwg.batch.task import failed_record
 from potts_gwg.errors import InputError, ResourceError
+from potts_gwg.fit.checkpoint import checkpoint_path
+from potts_gwg.fit.pcd import PcdSettings
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.io.model_file import load_model
 
@@ -163,6 +165,26 @@ def test_a_failed_rerun_with_other_settings_keeps_the_earlier_results(finished, 
     assert "failed: ResourceError" in (folder / "log.txt").read_text()
     assert not (folder / ".run").exists() and not list(folder.glob(".*.tmp"))
     assert failed_record(folder, rerun.settings_hash)["reason"] == "ResourceError"
+
+
+def test_a_killed_run_s_checkpoint_is_resumed_only_with_the_same_settings(
+        tmp_path, interrupted_pcd_fit, single_thread):
+    """A gwg family killed part way leaves .run/ with its checkpoint (seed 2) and settings;
+    a rerun with another seed drops that checkpoint and starts afresh instead of failing on
+    it (or continuing another seed's chains)."""
+    folder = tmp_path / "sh3"
+    work = folder / ".run"
+    work.mkdir(parents=True)
+    interrupted_pcd_fit(work / "model.npz", at_iteration=3)
+    (work / "settings.json").write_text(json.dumps({"settings_hash": "of the killed run"}))
+    assert checkpoint_path(work / "model.npz").exists()
+    settings = RunSettings(method="gwg", seed=7, init="independent",
+                           pcd=PcdSettings(n_chains=64, steps=3, max_iterations=12,
+                                           target_pearson=None))
+    record = run_family(task_for(example_family(), tmp_path, settings))
+    assert record["status"] == "done", record.get("message")
+    assert load_model(folder / "model.npz").meta["seed"] == 7
+    assert not work.exists()
 
 
 def test_summary_tables_and_picture(finished, tmp_path):
