@@ -134,6 +134,10 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
                     run_local(to_run, slots, on_result, estimates, budget)
         finally:
             progress.close()
+            for family in families:  # other shards may have finished since this one started
+                if family.id not in selected_ids:
+                    records[family.id] = _other_shard_record(outdir / family.id, family,
+                                                             settings)
             ordered = [records[family.id] for family in families]
             write_summary(outdir, ordered, plot=True)
             seconds = time.perf_counter() - start

@@ -39,7 +39,7 @@ from pathlib import Path
 from .. import __version__
 from ..atomic import atomic_open
 from ..device import is_out_of_memory, memory_estimate_scope, out_of_memory_error
-from ..errors import PottsError
+from ..errors import InputError, PottsError
 from ..fit.pcd import PcdSettings
 from ..fit.plm import PlmSettings
 from .manifest import FamilySpec
@@ -181,6 +181,9 @@ def _run_family(task: FamilyTask) -> dict:
     work = folder / RUN
     log = None
     try:
+        if work.is_symlink():
+            raise InputError(f"{work} is a symbolic link: the run folder must lie inside the "
+                             "output folder (remove the link)")
         work.mkdir(parents=True, exist_ok=True)
         _drop_checkpoint_of_other_settings(work, task.settings_hash)
         clear_family_folder(work, settings)  # an interrupted run's outputs, not its checkpoint
@@ -209,16 +212,24 @@ def _run_family(task: FamilyTask) -> dict:
             log(f"done in {record['wall_s']:.1f} s")
             log.close()
             _publish(work, folder, settings)
+            # The log is no result: a later failed rerun replaces it, and that must not make
+            # these results look damaged (the sizes are what finished_record checks).
             outputs = {name: (folder / name).stat().st_size
-                       for name in _present(folder, settings) + [LOG]}
+                       for name in _present(folder, settings)}
             _write_json(folder / DONE, {"settings_hash": task.settings_hash,
                                         "outputs": outputs, "result": record})
         else:
             if log is not None:
                 log.close()
                 os.replace(work / LOG, folder / LOG)
-            clear_family_folder(work, settings)
-            _remove_if_empty(work)
+            # A failed fit's checkpoint would only fail again (or belong to settings that the
+            # next run may not have): a rerun starts afresh.
+            from ..fit.checkpoint import checkpoint_path
+
+            if not work.is_symlink():  # never delete through a link out of OUTDIR
+                clear_family_folder(work, settings)
+                checkpoint_path(work / MODEL).unlink(missing_ok=True)
+                _remove_if_empty(work)
             _write_json(folder / ERROR, {"settings_hash": task.settings_hash,
                                          "result": record})
     except Exception as error:  # noqa: BLE001 - the outputs folder is unusable (disk full, …)
@@ -247,11 +258,10 @@ def resolved_settings(task: FamilyTask) -> dict:
             "inputs": {"msa": family.msa, "format": family.format,
                        "query": family.query_description(), "structure": family.structure,
                        "chain": family.chain},
-            "fit": {"method": settings.method, "seed": settings.seed, "theta": settings.theta,
-                    **settings.plm.as_dict(), "max_memory": settings.max_memory},
-            "contacts": {"format": settings.contacts_format, "apc": settings.apc,
-                         "min_separation": settings.min_separation,
-                         "contact_map": settings.contact_map},
+            # What the hash covers (PCD settings and start included for gwg/gibbs), so other
+            # shards can tell which settings a family was run with; and the memory limit.
+            **settings.hashed(),
+            "fit": {**settings.hashed()["fit"], "max_memory": settings.max_memory},
             "device": task.device, "threads": task.threads}
 
 
@@ -273,11 +283,11 @@ def clear_family_folder(folder: Path, settings: RunSettings) -> None:
 def _drop_checkpoint_of_other_settings(work: Path, settings_hash: str) -> None:
     """A killed gwg/gibbs run left its checkpoint in ``work``; it is resumed only by a run
     with the same settings (its settings.json says which), else removed (another seed or
-    other settings could not continue it)."""
+    other settings could not continue it; without settings.json its origin is unknown)."""
     from ..fit.checkpoint import checkpoint_path
 
     previous = _read_json(work / SETTINGS)
-    if previous is not None and previous.get("settings_hash") != settings_hash:
+    if previous is None or previous.get("settings_hash") != settings_hash:
         checkpoint_path(work / MODEL).unlink(missing_ok=True)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from potts_gwg.batch import (
     settings_hash,
     write_summary,
 )
-from potts_gwg.batch.task import failed_record
+from potts_gwg.batch.task import failed_record, resolved_settings
 from potts_gwg.errors import InputError, ResourceError
 from potts_gwg.fit.checkpoint import checkpoint_path
 from potts_gwg.fit.pcd import PcdSettings
@@ -67,7 +68,7 @@ def test_family_outputs_and_done_marker(finished):
     assert evaluation["structure_mapping"]["identity"] == 1.0
     marker = json.loads((folder / "done.json").read_text())
     assert marker["settings_hash"] == task.settings_hash
-    assert set(marker["outputs"]) == names - {"done.json"}
+    assert set(marker["outputs"]) == names - {"done.json", "log.txt"}  # the log is no result
     settings = json.loads((folder / "settings.json").read_text())
     assert settings["fit"]["max_iterations"] == 5 and settings["inputs"]["chain"] == "A"
     assert "fit plm: N=920 L=48" in (folder / "log.txt").read_text()
@@ -165,6 +166,8 @@ def test_a_failed_rerun_with_other_settings_keeps_the_earlier_results(finished, 
     assert "failed: ResourceError" in (folder / "log.txt").read_text()
     assert not (folder / ".run").exists() and not list(folder.glob(".*.tmp"))
     assert failed_record(folder, rerun.settings_hash)["reason"] == "ResourceError"
+    # The earlier settings' results are still whole: a run with them finds them finished.
+    assert finished_record(folder, task.settings_hash) is not None
 
 
 def test_a_killed_run_s_checkpoint_is_resumed_only_with_the_same_settings(
@@ -261,3 +264,44 @@ def test_out_of_memory_fails_the_family_as_a_resource_error(tmp_path, monkeypatc
                                         "a PLM fit of L=48, N=920 was estimated to need about "
                                         "5.0 GiB; change: ")
     assert json.loads((tmp_path / "sh3" / "error.json").read_text())["result"]["exit_code"] == 3
+
+
+def test_a_failed_gwg_family_leaves_no_checkpoint_to_block_new_settings(tmp_path,
+                                                                          single_thread):
+    """A gwg family whose fit diverges (exit 5) keeps no checkpoint: a rerun with a sane
+    learning rate starts afresh instead of refusing the diverged run's settings."""
+    pcd = PcdSettings(n_chains=64, steps=3, max_iterations=12, target_pearson=None)
+    diverging = RunSettings(method="gwg", init="independent",
+                            pcd=dataclasses.replace(pcd, learning_rate=1e38))
+    failed = run_family(task_for(example_family(), tmp_path, diverging))
+    assert failed["status"] == "failed" and failed["exit_code"] == 5
+    assert not (tmp_path / "sh3" / ".run").exists()
+    sane = RunSettings(method="gwg", init="independent", pcd=pcd)
+    assert run_family(task_for(example_family(), tmp_path, sane))["status"] == "done"
+
+
+def test_a_symbolic_link_as_run_folder_is_refused(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "model.npz").write_text("keep")
+    (tmp_path / "out" / "sh3").mkdir(parents=True)
+    (tmp_path / "out" / "sh3" / ".run").symlink_to(victim)
+    record = run_family(task_for(example_family(), tmp_path / "out"))
+    assert record["status"] == "failed" and "symbolic link" in record["message"]
+    assert [path.name for path in victim.iterdir()] == ["model.npz"]
+    assert (victim / "model.npz").read_text() == "keep"
+
+
+def test_settings_json_records_what_a_gwg_fit_used(tmp_path):
+    """Other shards compare settings.json with the settings' hashed form: it must hold the
+    PCD settings and the start (and did not)."""
+    from potts_gwg.batch.runner import _settings_of
+
+    settings = RunSettings(method="gwg", init="independent",
+                           pcd=PcdSettings(n_chains=64, steps=3, max_iterations=4,
+                                           target_pearson=None))
+    task = task_for(example_family(), tmp_path, settings)
+    (tmp_path / "sh3").mkdir()
+    (tmp_path / "sh3" / "settings.json").write_text(json.dumps(resolved_settings(task)))
+    assert _settings_of(tmp_path / "sh3") == json.loads(json.dumps(settings.hashed()))
+    assert resolved_settings(task)["fit"]["pcd"]["n_chains"] == 64
