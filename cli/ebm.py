@@ -10,7 +10,7 @@ import click
 import numpy as np
 import torch
 
-from potts_gwg.atomic import atomic_open
+from potts_gwg.atomic import atomic_open, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
@@ -102,6 +102,7 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
     if iterations < 1 or checkpoint_every < 0:
         raise InputError(f"need --iterations >= 1 and --checkpoint-every >= 0, got "
                          f"{iterations}, {checkpoint_every}")
+    output_target(output)  # a bad -o is refused before the training, not after
     dataset = load_dataset(data_path)
     data = torch.from_numpy(dataset.train)
     if resume:
@@ -125,7 +126,8 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
         base_distribution = IndependentSites.from_data(data, dataset.n_states).to(where)
         model = build_energy(spec, base_distribution.cpu(), config.seed).to(where)
         trainer = PCDTrainer(model, data.to(where), base_distribution, config)
-    extra = {"data": str(data_path)}
+    # Absolute, so `ebm eval` finds the data from any folder.
+    extra = {"data": str(Path(data_path).resolve())}
 
     def checkpoint() -> None:
         save_model_file(output, trainer, spec, extra)
@@ -183,7 +185,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
     x0 = base.sample(n_samples, generator)
     chains, diagnostics = run_chains(make_sampler(sampler), model, x0, n_samples=1,
                                      burn_in=steps - 1, generator=generator, progress=progress)
-    rows = chains[0].cpu().numpy().astype(np.uint8)
+    rows = chains[0].cpu().numpy().astype(np.uint8 if saved.spec.n_states <= 256 else np.uint16)
     if output is not None:
         meta = {"model": str(model_path), "sampler": sampler, "steps": steps, "seed": seed,
                 "ema": ema, "acceptance_rate": diagnostics.acceptance_rate}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ def test_train_writes_a_model_file_with_its_settings(trained):
     assert saved.meta["iterations"] == 6 and saved.config.seed == 4
     assert saved.spec.image_shape == (8, 8) and saved.spec.hidden == 16
     assert saved.arrays["buffer"].shape == (40, 64)
+    assert Path(saved.meta["data"]) == DIGITS_PATH.resolve()  # absolute: eval from anywhere
 
 
 def test_resume_equals_a_run_of_all_updates_at_once(trained, tmp_path):
@@ -86,6 +88,7 @@ def test_eval_reports_log_likelihood_in_nats_and_bits(trained, tmp_path):
      "EBM model file not found"),
     (["sample", "{tmp}/data.npz", "--png", "{tmp}/g.png"], "not a potts-gwg EBM model file"),
     (["sample", "{model}"], "nothing to write"),
+    (["train", str(DIGITS_PATH), "--iterations", "400", "-o", "{tmp}"], "is a folder"),
     (["eval", "{model}", "--data", "{tmp}/data.npz"], "sites"),
 ])
 def test_bad_input_is_one_error_line_and_no_output(trained, tmp_path, arguments, message):
