@@ -61,7 +61,12 @@ class ModelFile:
         stream) on ``data (N, n_sites)``."""
         trainer = PCDTrainer(build_energy(self.spec, self.base(), seed=0).to(device),
                              data.to(device), self.base(device), self.config)
-        trainer.restore(self.arrays, self.meta["iterations"], self.meta["train_seconds"])
+        try:
+            trainer.restore(self.arrays, self.meta["iterations"], self.meta["train_seconds"])
+        except (RuntimeError, ValueError, KeyError) as error:  # shapes, generator state
+            raise InputError(f"cannot continue this run here ({str(error).splitlines()[0]}; a "
+                             "run continues on the device type it started on)",
+                             self.path) from None
         return trainer
 
 
@@ -92,6 +97,14 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
         missing = {"base_table", "buffer", "generator", "history"} - set(arrays)
         if missing:
             raise ValueError(f"missing arrays {', '.join(sorted(missing))}")
+        for name in ("iterations", "train_seconds"):
+            if not isinstance(meta.get(name), (int, float)) or isinstance(meta[name], bool):
+                raise ValueError(f"meta has no number {name!r}")
+        model_arrays = {name[len("model/"):] for name in arrays if name.startswith("model/")}
+        ema_arrays = {name[len("ema/"):] for name in arrays if name.startswith("ema/")}
+        # The averaged parameters: without them energy(ema=True) would silently give the last.
+        if not ema_arrays or not ema_arrays <= model_arrays:
+            raise ValueError("the ema/ arrays are missing or do not match the model/ arrays")
     except (KeyError, ValueError, TypeError, InputError) as error:
         raise InputError(f"not a potts-gwg EBM model file ({error})", path) from None
     spec.check()

@@ -119,3 +119,33 @@ def test_categorical_images_train_with_the_resnet_and_evaluate(tmp_path):
     assert result.exit_code == 0, result.output
     assert re.search(r"-?\d+\.\d+ nats per example, \d\.\d{4} bits per dimension \(10 examples\)",
                      result.output)
+
+
+def _edited_copy(source, target, drop_meta=None, drop_prefix=None, truncate=None):
+    """``source`` model file rewritten with a meta key or arrays removed, or one cut short."""
+    with np.load(source) as arrays:
+        contents = {name: arrays[name] for name in arrays.files}
+    meta = json.loads(str(contents.pop("meta")))
+    meta.pop(drop_meta, None)
+    contents = {name: value for name, value in contents.items()
+                if drop_prefix is None or not name.startswith(drop_prefix)}
+    if truncate is not None:
+        contents[truncate] = contents[truncate][: len(contents[truncate]) // 2]
+    np.savez(target, meta=np.array(json.dumps(meta)), **contents)
+    return target
+
+
+@pytest.mark.parametrize("edit, command, message", [
+    ({"drop_meta": "iterations"}, "train", "meta has no number 'iterations'"),
+    ({"drop_prefix": "ema/"}, "sample", "ema/ arrays are missing"),
+    ({"truncate": "generator"}, "train", "cannot continue this run here"),
+])
+def test_damaged_model_files_are_one_line_exit_2(trained, tmp_path, edit, command, message):
+    damaged = _edited_copy(trained, tmp_path / "damaged.npz", **edit)
+    arguments = (["train", DIGITS_PATH, "--iterations", "8", "--resume", "-o", damaged]
+                 if command == "train" else ["sample", damaged, "-o", tmp_path / "s.npz"])
+    result = invoke(*arguments, "--device", "cpu")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "damaged.npz" in lines[0]
+    assert not (tmp_path / "s.npz").exists()
