@@ -183,8 +183,9 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
     model, base = saved.energy(where, ema=ema), saved.base(where)
     generator = torch.Generator(device=where).manual_seed(seed)
     x0 = base.sample(n_samples, generator)
+    # One sample per chain after `steps` steps; the acceptance is that of all of them.
     chains, diagnostics = run_chains(make_sampler(sampler), model, x0, n_samples=1,
-                                     burn_in=steps - 1, generator=generator, progress=progress)
+                                     thin=steps, generator=generator, progress=progress)
     rows = chains[0].cpu().numpy().astype(np.uint8 if saved.spec.n_states <= 256 else np.uint16)
     if output is not None:
         meta = {"model": str(model_path), "sampler": sampler, "steps": steps, "seed": seed,

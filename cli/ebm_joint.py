@@ -275,7 +275,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
         mask[list(fixed)] = True
         sampler = JointSampler(langevin=langevin, fixed_sites=mask if fixed else None)
         run = run_joint_chains(sampler, joint, uniform_data(n_samples, low, high, generator),
-                               y0, burn_in=steps, generator=generator)
+                               y0, thin=steps, generator=generator)  # `steps` in all
         x, y = run.x[-1], run.y[-1]
         summary = (f"acceptance: labels {run.label_acceptance:.3f}, "
                    f"x {run.data_acceptance:.3f}")

@@ -235,7 +235,8 @@ def load_joint_model(path: str | os.PathLike,
                      device: torch.device | None = None) -> tuple[MLPJointEnergy, dict]:
     """Read a model written by :func:`save_joint_model`; problems are :class:`InputError`."""
     arrays, meta = _read_npz(path, "joint model file (from potts-gwg ebm joint train)")
-    if "architecture" not in meta or meta["architecture"].get("type") != "mlp":
+    architecture = meta.get("architecture")
+    if not isinstance(architecture, dict) or architecture.get("type") != "mlp":
         raise InputError("not a joint model file ('meta' has no MLP architecture; write one "
                          "with potts-gwg ebm joint train)", path)
     spec = meta["architecture"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -112,5 +114,8 @@ def test_bad_data_files_name_the_problem(tmp_path):
         load_joint_data(tmp_path / "text.npz")
     with pytest.raises(InputError, match="joint model"):
         load_joint_model(tmp_path / "text.npz")
+    np.savez(tmp_path / "list.npz", meta=np.array(json.dumps({"architecture": ["mlp"]})))
+    with pytest.raises(InputError, match="has no MLP architecture"):
+        load_joint_model(tmp_path / "list.npz")
     with pytest.raises(InputError, match="missing"):
         JointTrainingConfig(missing="guess").validate()
