@@ -154,8 +154,8 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
 def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: int,
           learning_rate: float, sampler_steps: int, buffer_size: int, reinit_rate: float,
           step_size: float, temperature: float, mala: bool, label_sampler: str, missing: str,
-          missing_steps: int, balance: bool, warmup: int, energy_l2: float, ema: float, seed: int | None, plot: Path | None, plot_steps: int,
-          device: str) -> None:
+          missing_steps: int, balance: bool, warmup: int, energy_l2: float, ema: float,
+          seed: int | None, plot: Path | None, plot_steps: int, device: str) -> None:
     """Fit a joint EBM to DATA by persistent contrastive divergence (missing labels: the
     paper's equation 8)."""
     try:
