@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import glob
 import os
 import socket
 import sys
@@ -192,11 +193,29 @@ def batch_lock(outdir: Path, shard: tuple[int, int] | None):
             handles.append(own)
             if not _try_flock(own, fcntl.LOCK_EX, outdir):
                 raise _in_use(outdir, [_read_holder(own)])
+            other_sharding = _running_shards_of_another_count(outdir, shard[1])
+            if other_sharding:  # shard 1/2 and 1/3 would both work on the first family
+                raise _in_use(outdir, other_sharding)
             _write_holder(own, f"shard {shard[0]}/{shard[1]}: {holder}")
         yield
     finally:
         for handle in reversed(handles):
             handle.close()
+
+
+def _running_shards_of_another_count(outdir: Path, count: int) -> list[str]:
+    """Holders of the locks of shards of a batch split into another number of shards."""
+    import fcntl
+
+    holders = []
+    for path in sorted(outdir.glob(f"{glob.escape(LOCK)}-shard-*-of-*")):
+        if path.name.endswith(f"-of-{count}") or path.is_symlink():
+            continue
+        with open(path) as handle:
+            if _try_flock(handle, fcntl.LOCK_EX, outdir):
+                continue                                  # a finished (or killed) run's file
+            holders.append(_read_holder(handle))
+    return holders
 
 
 def _shard_lock_name(index: int, count: int) -> str:

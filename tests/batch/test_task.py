@@ -234,6 +234,20 @@ def test_a_second_batch_on_the_same_folder_is_refused_naming_the_holder(tmp_path
         pass
 
 
+def test_shards_of_another_sharding_are_refused(tmp_path):
+    """Shards 1/2 and 1/3 would both work on the first family: while any shard of one count
+    runs, a shard of another count is refused (and a finished one's file does not count)."""
+    with batch_lock(tmp_path, (1, 2)):
+        with pytest.raises(ResourceError, match=r"in use by another batch run \(shard 1/2: "), \
+                batch_lock(tmp_path, (1, 3)):
+            pass
+        with batch_lock(tmp_path, (2, 2)):
+            pass
+    with batch_lock(tmp_path, (1, 3)):  # the 2-shard batch is over
+        assert sorted(path.name for path in tmp_path.glob(".lock-shard-*")) == [
+            ".lock-shard-1-of-2", ".lock-shard-1-of-3", ".lock-shard-2-of-2"]
+
+
 def test_a_lock_file_replaced_by_a_symlink_is_not_followed(tmp_path):
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
