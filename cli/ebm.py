@@ -99,9 +99,6 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
     from potts_gwg.ebm.networks import EnergySpec, IndependentSites, build_energy
     from potts_gwg.ebm.trainer import PCDTrainer, TrainConfig
 
-    if iterations < 1 or checkpoint_every < 0:
-        raise InputError(f"need --iterations >= 1 and --checkpoint-every >= 0, got "
-                         f"{iterations}, {checkpoint_every}")
     output_target(output)  # a bad -o is refused before the training, not after
     dataset = load_dataset(data_path)
     data = torch.from_numpy(dataset.train)

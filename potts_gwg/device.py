@@ -18,6 +18,7 @@ import torch
 from .errors import DeviceError, ResourceError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+AUTO_FALLBACK = "no CUDA GPU found; running on the CPU"  # said whenever auto gets no GPU
 
 
 def resolve_device(name: str, announce=None) -> torch.device:
@@ -32,7 +33,7 @@ def resolve_device(name: str, announce=None) -> torch.device:
             device = torch.device("cuda", 0)
             say(f"device: auto -> {device} ({torch.cuda.get_device_name(device)})")
             return device
-        say("device: auto -> cpu (no CUDA GPU found; running on the CPU)")
+        say(f"device: auto -> cpu ({AUTO_FALLBACK})")
         return torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..device import AUTO_FALLBACK
 from ..errors import InputError, ResourceError
 from .executors import MEMORY_HEADROOM, parse_devices, plan_slots, run_local, run_ray
 from .manifest import FamilySpec, read_families, select_shard
@@ -83,7 +84,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
     if options.executor == "local":
         devices = parse_devices(options.devices)
         if "auto" in options.devices.lower() and devices == ["cpu"]:
-            announce("devices: auto -> cpu (no CUDA GPU found; running on the CPU)")
+            announce(f"devices: auto -> cpu ({AUTO_FALLBACK})")
         slots = plan_slots(devices, options.workers, options.threads, announce)
     with batch_lock(outdir, options.shard):
         if options.shard is None:

@@ -40,6 +40,7 @@ from .. import __version__
 from ..atomic import atomic_open
 from ..device import is_out_of_memory, memory_estimate_scope, out_of_memory_error
 from ..errors import InputError, PottsError
+from ..fit.checkpoint import checkpoint_path
 from ..fit.pcd import PcdSettings
 from ..fit.plm import PlmSettings
 from .manifest import FamilySpec
@@ -224,8 +225,6 @@ def _run_family(task: FamilyTask) -> dict:
                 os.replace(work / LOG, folder / LOG)
             # A failed fit's checkpoint would only fail again (or belong to settings that the
             # next run may not have): a rerun starts afresh.
-            from ..fit.checkpoint import checkpoint_path
-
             if not work.is_symlink():  # never delete through a link out of OUTDIR
                 clear_family_folder(work, settings)
                 checkpoint_path(work / MODEL).unlink(missing_ok=True)
@@ -253,6 +252,7 @@ def base_record(family_id: str, digest: str | None, method: str, status: str) ->
 
 def resolved_settings(task: FamilyTask) -> dict:
     family, settings = task.family, task.settings
+    hashed = settings.hashed()
     return {"id": family.id, "settings_hash": task.settings_hash, "version": __version__,
             "source": family.source,
             "inputs": {"msa": family.msa, "format": family.format,
@@ -260,8 +260,8 @@ def resolved_settings(task: FamilyTask) -> dict:
                        "chain": family.chain},
             # What the hash covers (PCD settings and start included for gwg/gibbs), so other
             # shards can tell which settings a family was run with; and the memory limit.
-            **settings.hashed(),
-            "fit": {**settings.hashed()["fit"], "max_memory": settings.max_memory},
+            **hashed,
+            "fit": {**hashed["fit"], "max_memory": settings.max_memory},
             "device": task.device, "threads": task.threads}
 
 
@@ -284,8 +284,6 @@ def _drop_checkpoint_of_other_settings(work: Path, settings_hash: str) -> None:
     """A killed gwg/gibbs run left its checkpoint in ``work``; it is resumed only by a run
     with the same settings (its settings.json says which), else removed (another seed or
     other settings could not continue it; without settings.json its origin is unknown)."""
-    from ..fit.checkpoint import checkpoint_path
-
     previous = _read_json(work / SETTINGS)
     if previous is None or previous.get("settings_hash") != settings_hash:
         checkpoint_path(work / MODEL).unlink(missing_ok=True)

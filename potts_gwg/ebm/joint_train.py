@@ -239,7 +239,7 @@ def load_joint_model(path: str | os.PathLike,
     if not isinstance(architecture, dict) or architecture.get("type") != "mlp":
         raise InputError("not a joint model file ('meta' has no MLP architecture; write one "
                          "with potts-gwg ebm joint train)", path)
-    spec = meta["architecture"]
+    spec = architecture
     try:
         joint = MLPJointEnergy(int(spec["data_dim"]), int(spec["n_labels"]),
                                int(spec["n_states"]), str(spec["label_kind"]),
