@@ -91,3 +91,9 @@ def tv_tolerance(model: EnergyModel, n: int) -> float:
     probabilities = exact_distribution(model)
     expected = 0.5 * float((probabilities * (1 - probabilities) / n).sqrt().sum())
     return expected + math.sqrt(math.log(1 / FAILURE_PROBABILITY) / (2 * n))
+
+
+def frequency_tolerance(n: int, k: int) -> float:
+    """TV bound for n independent draws over k categories, as in :func:`tv_tolerance`:
+    E[TV] ≤ ½·sqrt(k/n) (Cauchy–Schwarz) plus a McDiarmid margin for δ = 1e-6."""
+    return 0.5 * math.sqrt(k / n) + math.sqrt(math.log(1e6) / (2 * n))
