@@ -1,5 +1,6 @@
 """The whole-batch runner: two real batch processes on one output folder, a SIGKILLed run's
-lock, and family folders that would lead outside the output folder."""
+lock, family folders that would lead outside the output folder, and a shard's closing
+summary."""
 
 from __future__ import annotations
 
@@ -131,3 +132,32 @@ def test_devices_auto_without_a_gpu_says_it_runs_on_the_cpu(tmp_path, monkeypatc
         run_batch(manifest, outdir, settings(), BatchOptions(devices="auto", progress=False),
                   announce=messages.append)
     assert "devices: auto -> cpu (no CUDA GPU found; running on the CPU)" in messages
+
+
+def test_final_summary_of_a_shard_includes_a_shard_that_finished_meanwhile(tmp_path,
+                                                                          monkeypatch):
+    """Shard 2/2 runs start to end while shard 1/2 fits: shard 1's closing summary, written
+    last, must show shard 2's families done, not "pending" as they were when it started."""
+    import pandas as pd
+
+    from potts_gwg.batch import runner
+
+    manifest = write_manifest(tmp_path / "input", ids=("a", "b", "c"))
+    outdir = tmp_path / "out"
+    original_run_local = runner.run_local
+    other_shard = {}
+
+    def run_local_after_the_other_shard(*arguments, **keywords):
+        if not other_shard:  # the first call is shard 1's; shard 2's own call runs as usual
+            other_shard["started"] = True
+            other_shard["result"] = run_batch(manifest, outdir, settings(), BatchOptions(
+                devices="cpu", workers=1, threads=1, shard=(2, 2), progress=False))
+        return original_run_local(*arguments, **keywords)
+
+    monkeypatch.setattr(runner, "run_local", run_local_after_the_other_shard)
+    first = run_batch(manifest, outdir, settings(), BatchOptions(
+        devices="cpu", workers=1, threads=1, shard=(1, 2), progress=False))
+    assert other_shard["result"].ran == ["b"] and first.ran == ["a", "c"]
+    table = pd.read_csv(outdir / "summary.tsv", sep="\t")
+    assert list(table["id"]) == ["a", "b", "c"] and list(table["status"]) == ["done"] * 3
+    assert [record["status"] for record in first.records] == ["done"] * 3
