@@ -4,19 +4,24 @@ Any of them may be gzipped (told by the magic bytes, not the name). The reader a
 project's conventions (docs/README "Conventions", data/README rules 2 and 3) so that every
 command sees the same positions:
 
-* Insert states. a3m, or rows of unequal raw length: "per-row" — lower-case letters and ``.``
-  are removed from each row. Rows of equal length (a2m, Stockholm, aligned FASTA): "columns" —
-  columns holding lower-case letters but no upper-case letter are dropped; elsewhere lower case
-  counts as a residue and ``.`` as a gap. "none" when nothing was removed.
-* Query columns: the columns where the query has a residue (not ``-`` or ``.``) are kept;
-  position i (1-based) is the i-th of them.
+* Insert states. a3m (``>`` records of unequal raw length): "per-row" — lower-case letters and
+  ``.`` are removed from each row. Rows of equal length (a2m, aligned FASTA, Stockholm, whose
+  rows must be of equal length): "columns" — columns holding lower-case letters but no
+  upper-case letter are dropped; elsewhere lower case counts as a residue and ``.`` as a gap.
+  PSICOV ``.aln`` has no insert states: lower case is read as upper case. "none" when nothing
+  was removed.
+* Query columns: the columns where the query has a residue (not ``-``, ``.`` or the terminator
+  ``*``) are kept; position i (1-based) is the i-th of them. An unknown residue (X) is a
+  position, encoded as gap.
 * Encoding: ``PROTEIN_ALPHABET`` order, non-standard letters (B, J, O, U, X, Z, ``*``) become
   gap and are counted; any other character is an error.
 
-Records: hhblits annotation records (``ss_pred``, ``ss_conf``, ``ss_dssp``, ``sa_dssp``, names
-ending ``_consensus``) are not sequences and are not counted by ``query_index``; a header
-without a sequence is an error; a Stockholm file is read up to its first ``//`` (which it
-must have).
+Records: HH-suite annotation records (names starting ``ss_``, ``sa_`` or ``aa_``, as
+``ss_pred`` and ``ss_dssp``, and names containing ``_consensus``, HH-suite's own rule) are not
+sequences and are not counted by ``query_index``; a header without a sequence is an error; a
+Stockholm file is read up to its first ``//`` (which it must have). NUL bytes at the start or
+end of a line (MMseqs2/ColabFold entry separators) are dropped; anywhere else they mark a binary
+file. Header lines need not be UTF-8 (undecodable bytes are replaced); sequence lines must be.
 
 The work is done on byte strings and numpy arrays (one pass per line, never per character),
 and every problem with the input is an :class:`InputError` naming the file and the record or
@@ -41,13 +46,15 @@ FORMATS = ("a3m", "fasta", "stockholm", "aln")
 FORMAT_ALIASES = {"a2m": "fasta"}
 
 GAP_STATE = PROTEIN_ALPHABET.index("-")
-HHBLITS_ANNOTATIONS = frozenset({"ss_pred", "ss_conf", "ss_dssp", "sa_dssp"})
+ANNOTATION_PREFIXES = ("ss_", "sa_", "aa_")   # HH-suite: secondary structure, accessibility
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 READ_BLOCK_BYTES = 16 * 2**20
 PROGRESS_EVERY_LINES = 2**16
 INSERT_BYTES = b"abcdefghijklmnopqrstuvwxyz."
 SEQUENCE_LINE = re.compile(rb"[A-Za-z.*-]+")
+LINE_END_NULS = re.compile(rb"(?m)^\x00+|\x00+$")
+NOT_A_RESIDUE = b"-.*"      # query letters whose columns are not positions
 
 _ENCODING = encoding_table(PROTEIN_ALPHABET)
 _ALLOWED_BYTE = _ENCODING >= 0
@@ -133,9 +140,14 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
         raise InputError("no sequences in the alignment", path)
     alignment_format = _fasta_or_a3m(records) if kind == _HEADERS else kind
     rows = _checked_rows(path, records)
-    per_row = alignment_format == "a3m" or len({len(row) for row in rows}) > 1
+    if alignment_format == "aln":
+        rows = [row.upper() for row in rows]
+    # Forced FASTA of unequal rows is read as a2m without its '.' padding, i.e. as a3m;
+    # Stockholm and .aln rows must be of equal length.
+    per_row = alignment_format == "a3m" or (
+        alignment_format == "fasta" and len({len(row) for row in rows}) > 1)
     inserts = (_PerRowInserts.fit(path, records, rows) if per_row
-               else _ColumnInserts.fit(rows))
+               else _ColumnInserts.fit(path, records, rows))
     names = [record.name for record in records]
 
     if query_file is not None:
@@ -147,7 +159,7 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
         query_record = _query_record_index(path, names, query, query_index)
         query_name, query_row = names[query_record], inserts.matrix[query_record]
 
-    columns = np.flatnonzero((query_row != ord("-")) & (query_row != ord(".")))
+    columns = np.flatnonzero(~np.isin(query_row, np.frombuffer(NOT_A_RESIDUE, np.uint8)))
     if columns.size == 0:
         raise InputError("the query has no residues: every column is a gap after insert removal",
                          query_source, record=query_name)
@@ -199,19 +211,42 @@ def _read_lines(path: str, progress: bool | None = False) -> list[bytes]:
 
 
 def _append_lines(path: str, lines: list[bytes], text: bytes) -> None:
-    """Check a block of whole lines (no NUL, UTF-8) and append its stripped lines."""
+    """Check a block of whole lines (NULs only at line ends, UTF-8 sequence lines) and append
+    its stripped lines. A lone CR ends a line, as CRLF and LF do, in every line number."""
     if not lines:
         text = text.removeprefix(UTF8_BOM)
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\0" in text:
+        text = LINE_END_NULS.sub(b"", text)
     nul = text.find(b"\0")
     if nul >= 0:
         raise InputError("binary file (NUL byte), not an alignment", path,
                          line=len(lines) + text.count(b"\n", 0, nul) + 1)
+    if not text:
+        return
+    block = [line.strip() for line in text.split(b"\n")]
+    if text.endswith(b"\n"):
+        block.pop()
     try:
         text.decode("utf-8")
+    except UnicodeDecodeError:
+        for number, line in enumerate(block):
+            block[number] = _decoded_line(path, line, len(lines) + number + 1)
+    lines.extend(block)
+
+
+def _decoded_line(path: str, line: bytes, number: int) -> bytes:
+    """``line`` if it is UTF-8; a header or comment with its undecodable bytes replaced (only
+    names are used, and a description in Latin-1 should not cost the file); else InputError."""
+    try:
+        line.decode("utf-8")
+        return line
     except UnicodeDecodeError as error:
-        raise InputError(f"not a text file: byte 0x{text[error.start]:02x} is not UTF-8", path,
-                         line=len(lines) + text.count(b"\n", 0, error.start) + 1) from None
-    lines.extend(line.strip() for line in text.splitlines())
+        if line.startswith((b">", b"#")):
+            return line.decode("utf-8", "replace").encode("utf-8")
+        raise InputError(f"not a text file: byte 0x{line[error.start]:02x} is not UTF-8", path,
+                         line=number) from None
 
 
 def _normalise_format(path: str, format: str) -> str:
@@ -234,7 +269,10 @@ def _sniff(path: str, lines: list[bytes]) -> str:
         content = next((line for line in lines[number:] if line and not line.startswith(b"#")),
                        b"")
         if content.startswith(b">"):
-            return "a3m"
+            return "a3m" if first.startswith(b"#A3M#") else _HEADERS
+    elif first.upper().startswith(b"CLUSTAL"):
+        raise InputError("Clustal format is not read; convert it to aligned FASTA or Stockholm "
+                         "(e.g. Biopython's AlignIO.convert)", path, line=number)
     elif SEQUENCE_LINE.fullmatch(first):
         # A '>' further down means FASTA with a stray line on top, not one sequence per line.
         return _HEADERS if any(line.startswith(b">") for line in lines) else "aln"
@@ -296,8 +334,9 @@ def _header_name(line: bytes, number: int) -> str:
 
 
 def _is_annotation(name: str) -> bool:
-    """hhblits puts predicted/known secondary structure and consensus rows among the records."""
-    return name in HHBLITS_ANNOTATIONS or name.endswith("_consensus")
+    """HH-suite puts secondary structure, accessibility and consensus rows among the records
+    (its reader skips the same names: ``ss_*``, ``sa_*``, ``aa_*``, ``*_consensus*``)."""
+    return name.startswith(ANNOTATION_PREFIXES) or "_consensus" in name
 
 
 def _parse_stockholm(path: str, lines: list[bytes]) -> list[_Record]:
@@ -344,6 +383,25 @@ def _raise_unknown_character(path: str, record: _Record, offset: int) -> None:
         offset -= len(chunk)
 
 
+def _common_width(path: str, records: list[_Record], rows: list[bytes], after: str) -> int:
+    """The length every row has; InputError naming the first row of another length.
+
+    The expected length is the most common one; among equally common ones, the first
+    record's (the query, usually): with two rows, the odd one out is then the second.
+    """
+    lengths = np.array([len(row) for row in rows])
+    values, counts = np.unique(lengths, return_counts=True)
+    common = values[counts == counts.max()]
+    width = int(lengths[0]) if lengths[0] in common else int(common[0])
+    odd = np.flatnonzero(lengths != width)
+    if odd.size:
+        record = records[odd[0]]
+        raise InputError(f"rows differ in length{after}: this row has {lengths[odd[0]]} "
+                         f"columns, expected {width} (most rows)", path, record=record.name,
+                         line=record.line)
+    return width
+
+
 class _PerRowInserts:
     """a3m rule: lower-case letters and '.' are removed from every row."""
 
@@ -354,20 +412,9 @@ class _PerRowInserts:
     @classmethod
     def fit(cls, path: str, records: list[_Record], rows: list[bytes]) -> _PerRowInserts:
         stripped = [row.translate(None, INSERT_BYTES) for row in rows]
-        lengths = np.array([len(row) for row in stripped])
-        values, counts = np.unique(lengths, return_counts=True)
-        # The most common length; among equally common ones, the first record's (the query,
-        # usually): with two rows, the odd one out is then the second, not the query.
-        common = values[counts == counts.max()]
-        width = int(lengths[0]) if lengths[0] in common else int(common[0])
-        odd = np.flatnonzero(lengths != width)
-        if odd.size:
-            record = records[odd[0]]
-            raise InputError(
-                f"rows differ in length after removing insert states (lower-case letters and "
-                f"'.'): this row has {lengths[odd[0]]} columns, expected {width} (most rows)",
-                path, record=record.name, line=record.line)
-        removed = int(lengths.sum()) != sum(len(row) for row in rows)
+        width = _common_width(path, records, stripped, " after removing insert states "
+                              "(lower-case letters and '.')")
+        removed = sum(len(row) for row in stripped) != sum(len(row) for row in rows)
         matrix = np.frombuffer(b"".join(stripped), dtype=np.uint8).reshape(len(rows), width)
         return cls(matrix, "per-row" if removed else "none")
 
@@ -385,8 +432,9 @@ class _ColumnInserts:
         self.mode = "none" if kept.all() else "columns"
 
     @classmethod
-    def fit(cls, rows: list[bytes]) -> _ColumnInserts:
-        raw = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), len(rows[0]))
+    def fit(cls, path: str, records: list[_Record], rows: list[bytes]) -> _ColumnInserts:
+        width = _common_width(path, records, rows, "")
+        raw = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), width)
         has_lower = ((raw >= ord("a")) & (raw <= ord("z"))).any(axis=0)
         has_upper = ((raw >= ord("A")) & (raw <= ord("Z"))).any(axis=0)
         kept = ~(has_lower & ~has_upper)

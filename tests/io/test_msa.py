@@ -116,7 +116,9 @@ def test_nonstandard_letters_of_either_case_become_gaps_and_are_counted():
     assert alignment.n_nonstandard == 13
     np.testing.assert_array_equal(alignment.indices, encode("ACDEFGHIK", "------*AC", "------ACD"))
     as_query = read_alignment(FIXTURES / "nonstandard.fasta", query_index=2)
-    assert as_query.query_sequence == "BJOUXZ*AC"
+    # Unknown residues are positions; the terminator '*' is not (its column is dropped).
+    assert as_query.query_sequence == "BJOUXZAC"
+    assert as_query.column_indices.tolist() == [0, 1, 2, 3, 4, 5, 7, 8]
 
 
 def test_gap_fraction_counts_gap_states():
@@ -150,12 +152,20 @@ def test_sniff_format(name, expected):
 
 def test_sniff_unequal_rows_without_header_line_is_a3m(tmp_path):
     assert sniff_format(write(tmp_path, "x", ">a\nMKV\n>b\nMkKV\n")) == "a3m"
-    assert sniff_format(write(tmp_path, "y", "# comment\n>a\nMKV\n>b\nMKV\n")) == "a3m"
+    assert sniff_format(write(tmp_path, "y", "#A3M#\n>a\nMKV\n>b\nMKV\n")) == "a3m"
+    # Another comment on top (ColabFold's '#lengths' line) leaves it to the row lengths: equal
+    # rows are aligned FASTA, whose lower case is a residue, not an a3m insert.
+    commented = write(tmp_path, "z", "#c\n>q\nACDEFGHIK\n>s1\nA.D-fGHIK\n")
+    assert sniff_format(commented) == "fasta"
+    assert read_alignment(commented).query_sequence == "ACDEFGHIK"
 
 
 def test_sniff_rejects_unknown_content(tmp_path):
-    with pytest.raises(InputError, match=r"junk\.txt.*cannot tell the alignment format"):
-        read_alignment(write(tmp_path, "junk.txt", "CLUSTAL W (1.83) multiple alignment\n"))
+    with pytest.raises(InputError, match=r"junk\.txt, line 2: cannot tell the alignment format"):
+        read_alignment(write(tmp_path, "junk.txt", "\nhello: 42\n"))
+    with pytest.raises(InputError, match=r"clustal\.aln, line 1: Clustal format is not read; "
+                                         r"convert it to aligned FASTA or Stockholm"):
+        read_alignment(write(tmp_path, "clustal.aln", "CLUSTAL W (1.83) multiple alignment\n"))
 
 
 def test_format_override_forces_per_row_inserts_on_equal_width_rows(tmp_path):
@@ -211,6 +221,37 @@ def test_query_file_follows_the_insert_columns(tmp_path):
         assert alignment.query_sequence == "ACDEGH"
 
 
+def test_terminator_in_the_query_is_not_a_position(tmp_path):
+    a3m = read_alignment(write(tmp_path, "star.a3m", ">q\nACDEFGHIK*\n>s1\nACDaEFGHIK*\n"))
+    fasta = read_alignment(write(tmp_path, "star.fa", ">q\nACD*FGHIK*\n>s1\nACDEFGHIKL\n"))
+    assert (a3m.length, a3m.query_sequence) == (9, "ACDEFGHIK")
+    assert (fasta.length, fasta.query_sequence) == (8, "ACDFGHIK")
+    assert fasta.column_indices.tolist() == [0, 1, 2, 4, 5, 6, 7, 8]
+
+
+def test_psicov_rows_have_no_insert_states(tmp_path):
+    lower = read_alignment(write(tmp_path, "lower.aln", "acdefghik\nacd-fghik\n"))
+    assert (lower.format, lower.insert_mode, lower.query_sequence) == ("aln", "none", "ACDEFGHIK")
+    np.testing.assert_array_equal(lower.indices, encode("ACDEFGHIK", "ACD-FGHIK"))
+
+
+def test_hhsuite_annotation_records_are_skipped_by_its_own_rule(tmp_path):
+    path = write(tmp_path, "annotated.a3m",
+                 ">ss_cons\nCCHHHHEEEC\n>sa_dssp\nAABBBAAAAB\n>aa_x\nACDEFGHIKL\n"
+                 ">fam_consensus_1\nACDEFGHIKL\n>q\nACD-FGHIKL\n>s1\nACDEFGH-KL\n")
+    alignment = read_alignment(path)
+    assert alignment.names == ["q", "s1"] and alignment.query_sequence == "ACDFGHIKL"
+
+
+def test_colabfold_nul_separators_and_latin1_descriptions_are_read(tmp_path):
+    path = write(tmp_path, "cf.a3m", b"#9\t1\n>101\nACDEFGHIK\n>UniRef100_A\t140 caf\xe9\n"
+                                     b"ACDaEFGHIK\n\0>UniRef100_B\t100\nAC-EFGHIK\n\0")
+    alignment = read_alignment(path)
+    assert alignment.format == "a3m" and alignment.names == ["101", "UniRef100_A", "UniRef100_B"]
+    np.testing.assert_array_equal(alignment.indices,
+                                  encode("ACDEFGHIK", "ACDEFGHIK", "AC-EFGHIK"))
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 def corrupt_gzip(tmp_path: Path) -> Path:
@@ -223,7 +264,7 @@ BAD_FILES = [
     ("empty.fasta", b"", "empty file"),
     ("blank.fasta", b" \n\r\n\t\n", "empty file"),
     ("nul.fasta", b">a\nMK\0V\n", "binary file"),
-    ("latin1.fasta", b">a caf\xe9\nMKV\n", "not a text file"),
+    ("latin1.fasta", b">a\nMK\xe9V\n", "line 2: not a text file: byte 0xe9 is not UTF-8"),
     ("truncated.gz", gzip.compress(b">a\nMKV\n" * 200, mtime=0)[:30], "gzip"),
     ("headless.fasta", b"MKV\n>a\nMKV\n", "line 1.*before the first '>'"),
     ("hollow.fasta", b">a\nMKV\n>b\n>c\nMKV\n", "line 3, record b: header without a sequence"),
@@ -244,6 +285,13 @@ BAD_FILES = [
     ("no_rows.sto", b"# STOCKHOLM 1.0\n#=GF ID x\n//\n", "no sequences"),
     ("gapped_query.fasta", b">a\n-.-\n>b\nMKV\n", "record a: the query has no residues"),
     ("inserts_only.a3m", b"#A3M#\n>a\nmkv\n>b\nmkv\n", "record a: the query has no residues"),
+    # Stockholm and PSICOV rows are of equal length: the a3m rule must not "repair" them.
+    ("ragged_insert.sto", b"# STOCKHOLM 1.0\nq ACDEFGHIK\ns1 ACDaEFGHIK\n//\n",
+     "line 3, record s1: rows differ in length: this row has 10 columns, expected 9"),
+    ("ragged_insert.aln", b"ACDEFGHIK\nACDaEFGHIK\nACDEFGHIK\n", "record seq2: rows differ"),
+    ("lone_cr.fasta", b">q\nACDEF\rGHIK\n>s1\nACD-FGHIK\n>s2\nAC--FGH\xe9K\n",
+     "line 7: not a text file"),
+    ("inner_nul.a3m", b">q\nACD\0EF\n", "line 2: binary file"),
 ]
 
 
@@ -349,8 +397,7 @@ def test_real_families(family_id):
 MATCH_STATES = "ACDEFGHIKLMNPQRSTVWYBJOUXZ*-"
 INSERT_STATES = "acdefghiklmnpqrstvwyx."
 NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_|/.:-]{0,11}", fullmatch=True).filter(
-    lambda name: name not in {"ss_pred", "ss_conf", "ss_dssp", "sa_dssp"}
-    and not name.endswith("_consensus"))
+    lambda name: not name.startswith(("ss_", "sa_", "aa_")) and "_consensus" not in name)
 
 
 @st.composite
@@ -427,7 +474,7 @@ def test_round_trip_in_every_format(tmp_path_factory, example):
     path = tmp_path_factory.mktemp("round") / "alignment"
     path.write_bytes(data)
     alignment = read_alignment(path, format=forced)
-    kept = [column for column, state in enumerate(rows[0]) if state != "-"]
+    kept = [column for column, state in enumerate(rows[0]) if state not in "-*"]
     expected = encode(*("".join(row[column] for column in kept) for row in rows))
     np.testing.assert_array_equal(alignment.indices, expected)
     assert alignment.query_sequence == "".join(rows[0][column] for column in kept)
