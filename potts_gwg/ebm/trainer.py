@@ -147,6 +147,7 @@ class PCDTrainer:
         loss.backward()
         self.optimizer.step()
         with torch.no_grad():
+            self.model.project_()  # e.g. a Potts model's J[i, i] = 0
             for name, value in self.parameters.items():
                 self.ema[name].lerp_(value, 1 - config.ema_decay)
         self.iteration += 1

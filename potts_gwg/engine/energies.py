@@ -49,6 +49,10 @@ class EnergyModel(nn.Module, ABC):
     def relaxed_log_prob(self, v: Tensor) -> Tensor:
         """f on relaxed input, binary ``(B, D)`` or categorical ``(B, L, q)`` floats -> ``(B,)``."""
 
+    def project_(self) -> None:
+        """Put trained tensors back on the model's stated constraints, in place (a trainer
+        calls it under ``torch.no_grad()`` after each optimiser step). Default: none."""
+
     # -- derived, overridable for speed ---------------------------------------------------
     def log_prob_indices(self, x: Tensor) -> Tensor:
         """f on index states ``(B, n_sites)`` long -> ``(B,)``, without validation.
@@ -204,6 +208,10 @@ class IsingEnergy(EnergyModel):
     def relaxed_log_prob(self, v: Tensor) -> Tensor:
         s = 2 * v - 1
         return 0.5 * ((s @ self.coupling) * s).sum(1) + s @ self.bias
+
+    def project_(self) -> None:
+        """W symmetric with a zero diagonal."""
+        self.coupling.copy_(0.5 * (self.coupling + self.coupling.T)).fill_diagonal_(0.0)
 
 
 class LatticeIsingEnergy(EnergyModel):

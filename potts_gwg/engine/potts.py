@@ -66,6 +66,14 @@ class PottsEnergy(LocalFieldEnergy):
         length, q = self.n_sites, self.n_states
         return self.couplings.view(length, q, length, q).permute(0, 2, 1, 3)
 
+    def project_(self) -> None:
+        """G symmetric and J[i, i] = 0: the local-field differences are the exact energy
+        changes only then (a trained diagonal block would act as a hidden field)."""
+        length, q = self.n_sites, self.n_states
+        self.couplings.copy_(0.5 * (self.couplings + self.couplings.T))
+        sites = torch.arange(length, device=self.couplings.device)
+        self.couplings.view(length, q, length, q)[sites, :, sites, :] = 0.0
+
     def relaxed_log_prob(self, v: Tensor) -> Tensor:
         flat = v.reshape(v.shape[0], -1)
         return flat @ self.h.reshape(-1) + 0.5 * ((flat @ self.couplings) * flat).sum(1)
