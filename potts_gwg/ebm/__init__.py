@@ -1,4 +1,5 @@
-"""Deep energy-based models on discrete and mixed data: PCD training, AIS evaluation, joint models."""
+"""Deep energy-based models on discrete and mixed data: PCD training, AIS evaluation, joint
+models."""
 
 from .ais import AISResult, AnnealedEnergy, annealed_importance_sampling, temperatures
 from .data import Dataset, load_dataset, load_digits

@@ -35,11 +35,12 @@ class AnnealedEnergy(EnergyModel):
 
     def __init__(self, model: EnergyModel, base: IndependentSites):
         super().__init__(model.n_sites, model.n_states)
-        if (base.n_sites, base.n_states, base.kind) != (model.n_sites, model.n_states,
-                                                          model.kind):
+        if (base.n_sites, base.n_states) != (model.n_sites, model.n_states):
             raise InputError(f"the base distribution ({base.n_sites} sites × {base.n_states} "
                              f"states) does not match the model ({model.n_sites} × "
                              f"{model.n_states})")
+        if base.kind != model.kind:  # e.g. a categorical model with two states
+            base = IndependentSites(base.table, normalise=False, kind=model.kind)
         self.kind = model.kind
         self.model = model
         self.base = base

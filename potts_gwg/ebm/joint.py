@@ -64,7 +64,8 @@ class JointEnergy(nn.Module, ABC):
 
     @abstractmethod
     def relaxed_log_prob(self, x: Tensor, v: Tensor) -> Tensor:
-        """f at data ``x (B, d)`` and relaxed labels ``v`` (``(B, k)`` or ``(B, k, q)``) -> ``(B,)``."""
+        """f at data ``x (B, d)`` and relaxed labels ``v`` (``(B, k)`` or ``(B, k, q)``)
+        -> ``(B,)``."""
 
     @property
     def dtype(self) -> torch.dtype:

@@ -25,12 +25,13 @@ class IndependentSites(EnergyModel):
     """Independent sites with normalised log-probabilities ``table (n_sites, n_states)``.
 
     Unlike the engine's Bernoulli/Categorical energies it is normalised (log Z = 0) and draws
-    exact samples, which is what a base distribution is for. ``kind`` follows ``n_states``.
+    exact samples, which is what a base distribution is for. ``kind`` (how relaxed input is
+    shaped) follows ``n_states`` unless given: a categorical model may have two states.
     """
 
-    def __init__(self, table: Tensor, normalise: bool = True):
+    def __init__(self, table: Tensor, normalise: bool = True, kind: str | None = None):
         super().__init__(*table.shape)
-        self.kind = "binary" if table.shape[1] == 2 else "categorical"
+        self.kind = kind or ("binary" if table.shape[1] == 2 else "categorical")
         # normalise=False takes a table that already is (a copy keeps its exact bits)
         self.register_buffer("table", torch.log_softmax(table, dim=1) if normalise
                              else table.clone())
