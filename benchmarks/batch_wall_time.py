@@ -5,8 +5,9 @@ folder, --no-resume), on the benchmark manifest as it is (../shared/data/manifes
 threads per worker are part of each configuration and recorded: on a 2-core machine two
 workers get one torch thread each so they do not oversubscribe the cores (--threads 1),
 against one worker with both threads; a third run leaves the threads to the batch (elastic:
-the cores shared among the busy workers, so the last family running takes both). Per-family rows (L, N, Neff, device, wall and fit seconds, peak memory,
-precisions) come from the batch's own summary.json.
+the cores shared among the busy workers, so the last family running takes both). Per-family
+rows (L, N, Neff, device, wall and fit seconds, peak memory, precisions) come from the batch's
+own summary.json.
 
     python benchmarks/batch_wall_time.py      # CPU: 1x2 threads, 2x1 thread, 2 elastic
     python benchmarks/batch_wall_time.py --gpu -o benchmarks/results/batch_wall_time_gpu.json

@@ -36,7 +36,8 @@ AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 # Background amino-acid frequencies (UniProt, %), so substitutions are not uniform.
 BACKGROUND = np.array([8.25, 1.38, 5.46, 6.72, 3.86, 7.07, 2.27, 5.91, 5.80, 9.65, 2.41, 4.06,
                        4.74, 3.93, 5.53, 6.65, 5.36, 6.86, 1.10, 2.92])
-FUZZ_TESTS = ["tests/io/test_fuzz_readers.py", "tests/io/test_msa.py::test_round_trip_in_every_format",
+FUZZ_TESTS = ["tests/io/test_fuzz_readers.py",
+              "tests/io/test_msa.py::test_round_trip_in_every_format",
               "tests/io/test_msa.py::test_mutated_files_parse_or_raise_input_error"]
 
 
