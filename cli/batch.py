@@ -33,7 +33,8 @@ from .options import MSA_FORMATS, method_settings, pcd_options, plm_options
 @functools.partial(plm_options, per_method=True)
 @pcd_options(batch=True)
 @click.option("--max-memory", metavar="SIZE",
-              help="Refuse fits estimated to need more than this (e.g. 8G).")
+              help="Refuse fits estimated to need more than this (binary units: 8G = 8 GiB); "
+                   "default: the free memory of the family's device.")
 @click.option("--contacts-format", type=click.Choice(CONTACT_FORMATS), default="tsv",
               show_default=True, help="Format of OUTDIR/<id>/contacts.<format>.")
 @click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
@@ -75,15 +76,16 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
     folder of MSA files (id = file name without its suffixes). query is first, index:N,
     id:NAME, file:PATH or a record name.
 
-    \b
-    Per family, OUTDIR/<id>/ holds model.npz, contacts.tsv, evaluation.json (with a
-    structure), settings.json, log.txt, and done.json written last (error.json if it
-    failed). A rerun skips finished families and redoes unfinished or failed ones.
-    OUTDIR/summary.tsv, summary.json and summary.png: one row per family (status, L, N,
-    Neff, device, wall time, peak memory, precisions).
+    Per family, OUTDIR/<id>/ holds model.npz, contacts.<format> (--contacts-format, default
+    tsv), evaluation.json and, with --contact-maps, contact_map.png (with a structure),
+    settings.json, log.txt, and done.json written last (error.json if it failed). A rerun
+    skips finished families and redoes unfinished or failed ones. OUTDIR/summary.tsv,
+    summary.json and summary.png: one row per family (status, L, N, Neff, device, wall time,
+    peak memory, precisions).
 
-    Exit status 0 when every family finished, 1 when some failed (the others are done), 3
-    when another batch run holds OUTDIR (its pid and start time are in the message).
+    Exit status 0 when every family finished, 1 when some failed (the others are done), 2
+    for a bad manifest or option (nothing run), 3 when another batch run holds OUTDIR (its
+    pid and start time are in the message).
     """
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     plm, pcd = method_settings(method, lambda_h, lambda_j, max_iterations, tolerance, chains,

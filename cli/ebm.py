@@ -63,7 +63,9 @@ def _progress_option(function):
 @click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
               help="gwg: Gibbs-With-Gradients; gibbs: random-scan Gibbs (one site per step).")
 @click.option("--steps", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Sampler steps per parameter update.")
+              help="Sampler steps per parameter update (40 was best for Gibbs and the RBM "
+                   "on the digits at equal time; 20 for GWG with an MLP energy, see "
+                   "benchmarks/README.md).")
 @click.option("--iterations", type=click.IntRange(min=1), required=True,
               help="Parameter updates in all (a resumed run continues up to this number).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
@@ -151,7 +153,8 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the moving average of the parameters (or the last ones).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Write the samples as .npz ('samples': n × sites uint8, 'meta': JSON).")
+              help="Write the samples as .npz ('samples': n × sites uint8, 'meta': JSON); "
+                   "give -o, --png or both.")
 @click.option("--png", type=click.Path(path_type=Path),
               help="Write an image grid of the samples (image data only).")
 @click.option("--seed", type=int, default=None,

@@ -79,6 +79,7 @@ def command():
     Example (the paper's toy problem, 10 % of the labels kept):
       potts-gwg ebm joint toy -o toy.npz --labelled 0.1 --seed 0
       potts-gwg ebm joint train toy.npz -o joint.npz --seed 0 --plot joint.png
+      potts-gwg ebm joint toy -o toy_test.npz -n 1000 --seed 1
       potts-gwg ebm joint predict joint.npz toy_test.npz
       potts-gwg ebm joint sample joint.npz -n 500 --given 1=1 -o samples.npz
     """
@@ -91,7 +92,8 @@ def command():
               help="Number of points.")
 @click.option("--labelled", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Fraction of points that keep their labels (the rest get -1).")
-@click.option("--seed", type=int, default=None, help="Random seed (recorded in the file).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed (recorded in the file).  [default: drawn at random]")
 def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
     """Write the toy data: 8 Gaussian modes on a circle, labels = the 3 bits of the mode."""
     seed = _seed(seed)
@@ -112,7 +114,7 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
 @click.option("--iterations", type=click.IntRange(min=1), default=DEFAULTS.iterations,
               show_default=True, help="Parameter updates.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
-              show_default=True)
+              show_default=True, help="Data rows (and buffer chains) per update.")
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True),
               default=DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
 @click.option("--sampler-steps", type=click.IntRange(min=1), default=DEFAULTS.sampler_steps,
@@ -144,7 +146,8 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
               show_default=True, help="Penalty on f² of data and samples (stabilises f).")
 @click.option("--ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.ema,
               show_default=True, help="Decay of the parameter average that is saved.")
-@click.option("--seed", type=int, default=None, help="Random seed (recorded in the model).")
+@click.option("--seed", type=int, default=None,
+              help="Random seed (recorded in the model).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG of data, joint and conditional samples (2-D data only).")
 @click.option("--plot-steps", type=click.IntRange(min=1), default=500, show_default=True,
@@ -241,8 +244,10 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
               help="Langevin ε.  [default: the training value]")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Langevin λ.  [default: the training value]")
-@click.option("--mala/--no-mala", default=None, help="[default: as in training]")
-@click.option("--seed", type=int, default=None)
+@click.option("--mala/--no-mala", default=None,
+              help="Metropolis-adjusted Langevin steps on x.  [default: as in training]")
+@click.option("--seed", type=int, default=None,
+              help="Random seed (recorded in the output).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG scatter of the samples (2-D data only).")
 @device_option
@@ -304,7 +309,8 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
               help="sample: label-chain steps before the first kept state.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help=".npz to write the predicted labels y (N, k) to.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None,
+              help="Random seed of --method sample.  [default: drawn at random]")
 @device_option
 def predict(model_path: Path, data: Path, method: str, samples: int, steps: int,
             output: Path | None, seed: int | None, device: str) -> None:

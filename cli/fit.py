@@ -98,8 +98,8 @@ class _ProgressPrinter:
               help="L-BFGS memory (pairs of vectors kept, each the size of J): fewer saves "
                    "memory and time per iteration.")
 @click.option("--max-memory", metavar="SIZE",
-              help="Refuse fits estimated to need more than this (e.g. 8G); default: the "
-                   "device's free memory.")
+              help="Refuse fits estimated to need more than this (binary units: 8G = 8 GiB, "
+                   "also 512M, 1.5GiB or bytes); default: the device's free memory.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch (default: torch's choice, all cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")

@@ -32,10 +32,12 @@ MAX_SEED = 2 ** 63 - 1
               help="gwg: Gibbs-With-Gradients, one proposed change per step; gibbs: "
                    "systematic-scan Gibbs, one site redrawn per step.")
 @click.option("--chains", type=int, default=None,
-              help="Independent chains run in parallel; each gives ceil(N / chains) "
-                   "samples.  [default: min(N, 100)]")
+              help="Independent chains run in parallel; the N samples are collected from "
+                   "all chains at once, ceil(N / chains) rounds (the last round may take "
+                   "only some chains).  [default: min(N, 100)]")
 @click.option("--burn-in", type=int, default=None,
-              help="Steps discarded before a chain's first sample.  [default: 10·L]")
+              help="Steps discarded at the start; a chain's first sample is taken at step "
+                   "burn-in + thin.  [default: 10·L]")
 @click.option("--thin", type=int, default=None,
               help="Steps between a chain's samples.  [default: L, one sweep]")
 @click.option("--seed", type=int, default=None,
