@@ -49,7 +49,8 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
         chain = mapping["chain"].strip() or "(blank)"
         click.echo(f"structure {mapping['structure']} chain {chain}: "
                    f"{mapping['n_aligned']}/{summary.length} query positions aligned, "
-                   f"identity {mapping['identity']:.3f}")
+                   f"{mapping['n_with_coordinates']} with coordinates (C-beta, C-alpha for "
+                   f"Gly), identity {mapping['identity']:.3f}")
         click.echo(_precision_text(summary.precision))
     if output not in (None, "-"):
         click.echo(f"wrote {contact_format} contacts to {output}")
@@ -58,15 +59,24 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
 
 
 def _precision_text(rows: list[dict]) -> str:
-    """Precision as a small table: one line per minimum separation, columns L, L/2, L/5."""
+    """Precision as a small table: one line per minimum separation, columns L, L/2, L/5;
+    a value over fewer than k pairs (too few of known distance) is marked '*'."""
     tops = list(dict.fromkeys(row["top"] for row in rows))
     lines = ["precision  " + "".join(f"{'top ' + top:>10}" for top in tops)]
     for separation in dict.fromkeys(row["min_separation"] for row in rows):
-        values = {row["top"]: row["precision"] for row in rows
-                  if row["min_separation"] == separation}
-        lines.append(f"|i-j|>={separation:<3}" + "".join(
-            f"{values[top]:>10.3f}" if values[top] == values[top] else f"{'n/a':>10}"
-            for top in tops))
+        cells = {row["top"]: row for row in rows if row["min_separation"] == separation}
+        lines.append(f"|i-j|>={separation:<3}" + "".join(_cell(cells[top]) for top in tops))
     if any(row["precision"] != row["precision"] for row in rows):
         lines.append("n/a: no pair of known distance at that separation")
+    if any(row["n_evaluated"] < row["k"] and row["precision"] == row["precision"]
+           for row in rows):
+        lines.append("*: over fewer than k pairs (too few pairs of known distance)")
     return "\n".join(lines)
+
+
+def _cell(row: dict) -> str:
+    if row["precision"] != row["precision"]:
+        return f"{'n/a':>10}"
+    if row["n_evaluated"] < row["k"]:
+        return f"{row['precision']:>9.3f}*"
+    return f"{row['precision']:>10.3f}"

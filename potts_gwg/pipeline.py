@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -316,7 +317,9 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
         summary.mapping = {"structure": str(structure), "chain": residues.chain_id,
                            "identity": round(mapping.identity, 4),
                            "coverage": round(mapping.coverage, 4),
-                           "n_aligned": mapping.n_aligned}
+                           "n_aligned": mapping.n_aligned,
+                           # aligned and with a Cβ (Cα for Gly): the positions scored
+                           "n_with_coordinates": int(np.isfinite(np.diag(distances)).sum())}
     if output is not None:
         raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
         write_contacts(output, format, scores, min_separation=min_separation,

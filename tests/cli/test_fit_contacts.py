@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,25 @@ def test_contacts_with_structure_reports_precision_and_plots(example_model, tmp_
     assert (tmp_path / "map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE)
     assert text.exit_code == 0 and "|i-j|>=6" in text.stdout
+    assert "48/48 query positions aligned, 48 with coordinates" in text.stdout
+    assert "*" not in text.stdout
+
+
+def test_precision_over_fewer_than_k_known_pairs_is_marked(example_model, tmp_path):
+    """A C-alpha-only structure leaves only Gly positions with coordinates: the precision
+    is over a handful of pairs, which the text says (it read like a full top-L before)."""
+    ca_only = tmp_path / "ca_only.pdb"
+    ca_only.write_text("".join(line for line in EXAMPLE_STRUCTURE.read_text().splitlines(True)
+                               if not line.startswith("ATOM") or line[12:16] == " CA "))
+    result = run("contacts", example_model, "--pdb", ca_only, "--chain", "A")
+    assert result.exit_code == 0, result.stderr
+    glycines = sum(letter == "G" for letter in load_model(example_model).meta["query_sequence"])
+    assert f"48/48 query positions aligned, {glycines} with coordinates" in result.stdout
+    assert re.search(r"\|i-j\|>=6 +\d\.\d{3}\* +\d\.\d{3}\*", result.stdout)
+    assert "*: over fewer than k pairs" in result.stdout
+    summary = json.loads(run("contacts", example_model, "--pdb", ca_only, "--json").stdout)
+    assert summary["structure_mapping"]["n_with_coordinates"] == glycines
+    assert all(row["n_evaluated"] < row["k"] for row in summary["precision"])
 
 
 def test_unknown_method_is_a_clean_error(tmp_path):
