@@ -470,10 +470,14 @@ def _query_file_row(query_path: str, inserts: _PerRowInserts | _ColumnInserts
 
 def _query_record_index(path: str, names: list[str], query: str | None,
                         query_index: int | None) -> int:
-    """0-based record of the query: by name (which must be unique), by 1-based number, or
-    the first."""
+    """0-based record of the query: by name (which must be unique; a name without its
+    '/start-end' suffix is accepted when no record has the exact name), by 1-based number,
+    or the first."""
     if query is not None:
         matches = [index for index, name in enumerate(names) if name == query]
+        if not matches:  # Pfam/Stockholm names carry the residue range: 'P12345/10-60'
+            matches = [index for index, name in enumerate(names)
+                       if "/" in name and name.rsplit("/", 1)[0] == query]
         if not matches:
             raise InputError(f"query {query!r} is not the name of any of the {len(names)} "
                              "records", path)

@@ -229,6 +229,15 @@ def test_terminator_in_the_query_is_not_a_position(tmp_path):
     assert fasta.column_indices.tolist() == [0, 1, 2, 4, 5, 6, 7, 8]
 
 
+def test_query_name_without_its_residue_range(tmp_path):
+    path = write(tmp_path, "pfam.sto", "# STOCKHOLM 1.0\nP1/1-9 ACDEFGHIK\nQ2/5-12 ACD-FGHIK\n"
+                                       "Q2/30-38 ACDEFGHI-\nQ22/5-12 ACDEFGHIK\n//\n")
+    assert read_alignment(path, query="Q2/5-12").query_record == 1
+    assert read_alignment(path, query="P1").query_record == 0
+    with pytest.raises(InputError, match=r"query 'Q2' names 2 records \(2, 3\)"):
+        read_alignment(path, query="Q2")
+
+
 def test_psicov_rows_have_no_insert_states(tmp_path):
     lower = read_alignment(write(tmp_path, "lower.aln", "acdefghik\nacd-fghik\n"))
     assert (lower.format, lower.insert_mode, lower.query_sequence) == ("aln", "none", "ACDEFGHIK")
