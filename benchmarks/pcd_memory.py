@@ -70,7 +70,7 @@ def measure(length: int, sequences: int, chains: int, optimizer: str, device: st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--lengths", default="200,300", help="comma-separated L values")
     parser.add_argument("--sequences", type=positive_int, default=200)

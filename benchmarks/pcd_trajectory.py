@@ -102,7 +102,7 @@ def trajectory(family, settings: PcdSettings, updates: int, every: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", required=True, help="comma-separated ids")
     parser.add_argument("--updates", type=positive_int, default=300)
     parser.add_argument("--every", type=positive_int, default=50,

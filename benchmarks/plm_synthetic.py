@@ -54,7 +54,7 @@ def synthetic_alignment(path: Path, length: int, sequences: int, seed: int) -> N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--length", type=int, default=1000)
     parser.add_argument("--sequences", type=int, default=5000)

@@ -213,7 +213,7 @@ def git_dirty() -> bool | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default="fuzz,big",
                         help="comma-separated: fuzz, big (default both)")
     parser.add_argument("--profile", default="thorough", help="hypothesis profile for fuzz")
