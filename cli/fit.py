@@ -152,8 +152,8 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
         state = "converged" if summary.converged else "stopped at --max-iterations"
         fit_details = (f"{summary.iterations} iterations ({state}), objective "
                        f"{summary.objective:.6g}")
-    peak = f", peak GPU memory {format_bytes(summary.peak_memory_bytes)}" \
-        if summary.peak_memory_bytes else ""
+    peak = (f", peak GPU memory {format_bytes(summary.peak_memory_bytes)} (reserved "
+            f"{format_bytes(summary.peak_reserved_bytes)})") if summary.peak_memory_bytes else ""
     click.echo(f"fit {method}: N={summary.n_sequences} L={summary.length} "
                f"Neff={summary.n_effective:.1f}, {fit_details}, {summary.seconds:.1f} s on "
                f"{summary.device}{peak} -> {summary.output}")

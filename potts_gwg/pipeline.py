@@ -42,6 +42,7 @@ from .weights import effective_number, sequence_weights
 FIT_METHODS = ("plm", "gwg", "gibbs")
 PCD_INITS = ("plm", "independent")
 DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds
+RESEED_STRIDE = 0x9E3779B97F4A7C15   # odd 64-bit constant: (seed, iteration) -> a new seed
 Reporter = Callable[[str], None]
 
 
@@ -77,11 +78,12 @@ class FitSummary:
     objective: float | None
     seconds: float
     device: str
-    peak_memory_bytes: int | None
+    peak_memory_bytes: int | None     # CUDA: the most the fit's tensors held at once
     stop_reason: str = ""
     pearson_pairs: float | None = None
     pearson_sites: float | None = None
     resumed_from: int | None = None   # iteration of the checkpoint a PCD fit resumed from
+    peak_reserved_bytes: int | None = None  # CUDA: the most the caching allocator held
 
 
 def default_model_path(msa_path: str | os.PathLike) -> Path:
@@ -116,6 +118,10 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
                                progress=options.progress)
     n_states = len(PROTEIN_ALPHABET)
     pcd = options.method != "plm"
+    if device.type == "cuda":
+        # Blocks cached by an earlier fit in this process (a batch worker) would count as used
+        # in the free memory the estimate is checked against: return them first.
+        torch.cuda.empty_cache()
     check_fit_memory(alignment.n_sequences, alignment.length, n_states,
                      options.plm.history_size, device, options.max_memory,
                      pcd_chains=options.pcd.n_chains if pcd else None,
@@ -164,6 +170,7 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     if pcd:
         checkpoint_path(output).unlink(missing_ok=True)  # the model file supersedes it
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    reserved = int(torch.cuda.max_memory_reserved(device)) if device.type == "cuda" else None
     return FitSummary(output=output, n_sequences=alignment.n_sequences,
                       length=alignment.length, n_effective=n_effective,
                       iterations=meta["iterations"], converged=meta["converged"],
@@ -172,7 +179,7 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
                       stop_reason=meta.get("stop_reason", ""),
                       pearson_pairs=meta.get("pearson_pairs"),
                       pearson_sites=meta.get("pearson_sites"),
-                      resumed_from=resumed_from)
+                      resumed_from=resumed_from, peak_reserved_bytes=reserved)
 
 
 def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
@@ -197,6 +204,7 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
         resumed_from = state.iteration
         report(f"resuming from {checkpoint} at iteration {state.iteration} "
                f"({state.seconds:.1f} s of fitting done)")
+        state = _generator_for_device(state, device, options.seed, report)
     elif options.resume:
         report(f"no checkpoint at {checkpoint}; starting afresh")
     elif checkpoint.exists():
@@ -228,6 +236,20 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
         "pearson_sites": _finite_or_none(result.pearson_sites),
         "acceptance": _finite_or_none(result.acceptance),
     }, resumed_from
+
+
+def _generator_for_device(state, device: torch.device, seed: int, report: Reporter):
+    """``state`` whose random state this device's generator takes: a checkpoint written on
+    another device type (CUDA's state is 16 bytes, the CPU's 5 056) continues with a generator
+    seeded from the seed and the iteration, and says so, rather than failing."""
+    generator = torch.Generator(device=device)
+    if generator.get_state().numel() == state.generator_state.numel():
+        return state
+    generator.manual_seed((seed + state.iteration * RESEED_STRIDE) % 2**64)
+    report(f"the checkpoint's random state is a {'CPU' if device.type == 'cuda' else 'GPU'} "
+           f"generator's; continuing on {device} with one seeded from --seed and the "
+           "iteration (the model will differ from an uninterrupted run's)")
+    return dataclasses.replace(state, generator_state=generator.get_state())
 
 
 def _pcd_start(indices: torch.Tensor, weights: torch.Tensor, n_states: int, options: FitOptions,

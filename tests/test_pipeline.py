@@ -60,6 +60,27 @@ def test_resume_with_another_seed_is_refused(tmp_path, single_thread, pcd_option
     assert resumed.resumed_from == 2 and load_model(output).meta["seed"] == 2
 
 
+def test_checkpoint_of_another_device_type_resumes_with_a_reseeded_generator(
+        tmp_path, single_thread, pcd_options, interrupted_pcd_fit):
+    """A checkpoint written on a GPU holds a 16-byte CUDA generator state that a CPU
+    generator refuses (it crashed as an internal error): the fit goes on, and says why its
+    result differs from an uninterrupted run's."""
+    output = tmp_path / "cut.npz"
+    interrupted_pcd_fit(output, at_iteration=4)
+    checkpoint = checkpoint_path(output)
+    with np.load(checkpoint, allow_pickle=False) as saved:
+        arrays = dict(saved)
+    arrays["generator_state"] = np.arange(16, dtype=np.uint8)  # CUDA's (seed, offset) form
+    with open(checkpoint, "wb") as stream:
+        np.savez(stream, **arrays)
+    messages = []
+    resumed = fit_stage(EXAMPLE_MSA, output, pcd_options(resume=True), report=messages.append)
+    assert resumed.resumed_from == 3 and resumed.iterations == 12
+    assert any("the checkpoint's random state is a GPU generator's; continuing on cpu" in
+               message for message in messages), messages
+    assert np.isfinite(load_model(output).J).all()
+
+
 @pytest.mark.gpu
 def test_gpu_fit_writes_checkpoints_and_resumes_on_the_gpu(tmp_path, pcd_options,
                                                            interrupted_pcd_fit):

@@ -64,15 +64,16 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
     weights = weights.to(torch.float32)
     total = torch.zeros(width, width, dtype=torch.float32, device=indices.device)
     site_offsets = torch.arange(length, device=indices.device) * n_states
+    all_rows = torch.arange(width, device=indices.device)
     rows_per_chunk = max(1, chunk_bytes // (4 * width))
     for start in range(0, n_sequences, rows_per_chunk):
         chunk = indices[start:start + rows_per_chunk].long()
         picked = (chunk + site_offsets).reshape(-1)
-        order = torch.argsort(picked, stable=True)
+        picked, order = torch.sort(picked, stable=True)
         members = order // length                    # the sequence behind each pick
-        counts = torch.bincount(picked, minlength=width)
-        total += summed_rows(members, one_hot_rows(chunk, n_states),
-                             torch.cumsum(counts, 0) - counts,
+        # Where each row's picks begin (searchsorted, not bincount: no device-to-host sync)
+        starts = torch.searchsorted(picked, all_rows)
+        total += summed_rows(members, one_hot_rows(chunk, n_states), starts,
                              per_sample_weights=weights[start:start + rows_per_chunk][members])
     return total / total_weight
 
