@@ -5,20 +5,25 @@
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR [SECTION ...]
 #
-# Sections (default: all, in this order; each under its own time limit, 10 min together, so
-# one device call of 600 s fits "tests plm synthetic pcd" and a second one "sampler memory"):
-#   tests      pytest -m gpu                                               (limit 120 s)
-#   plm        plm_contacts.py on the 9 dev families (CRY2 fit+contacts <= 10 s target)  (120 s)
-#   synthetic  plm_synthetic.py, L = 1000, N = 5000 (must run on an 80 GB GPU)    (90 s)
-#   pcd        pcd_contacts.py, GWG-PCD defaults on DHFR_1RX2 and CRY2_4I6E
-#              (Pearson C >= 0.95 in <= 10 s and <= 60 s targets)                 (240 s)
-#   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)      (120 s)
-#   memory     pcd_memory.py, L = 300 and 1000: peak device memory of PCD fits against
-#              the estimate the fit checks before allocating                      (120 s)
+# Sections (default: all, in this order, most important first; each under its own time limit,
+# 510 s together, so one device call of 600 s holds them with the install; a lent machine has
+# ~15 min in all, its start included, so plan on one call). Every benchmark writes its JSON as
+# it goes: a section cut by its limit keeps what it finished.
+#   tests      pytest -m gpu                                                (limit 90 s)
+#   plm        plm_contacts.py on DHFR_1RX2 and CRY2_4I6E (CRY2 fit+contacts <= 10 s target)  (60 s)
+#   synthetic  plm_synthetic.py, L = 1000, N = 5000, 30 iterations (must run on an 80 GB GPU;
+#              time per iteration, peak memory against the estimate)            (60 s)
+#   pcd        pcd_contacts.py, GWG-PCD defaults with --max-time 60 on DHFR_1RX2 and CRY2_4I6E
+#              (Pearson C >= 0.95 in <= 10 s and <= 60 s targets)                 (180 s)
+#   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)       (60 s)
+#   memory     pcd_memory.py, L = 300: peak device memory of PCD fits against the estimate
+#              the fit checks before allocating                                   (60 s)
 # GPU_CHECKS_DEVICE=cpu GPU_CHECKS_QUICK=1 runs the same plumbing on a CPU with tiny sizes
 # (a rehearsal before spending device time; benchmarks/README.md "GPU session").
 # The dev families are read from ../shared/data, as everywhere in benchmarks/.
 set -uo pipefail
+# Tracebacks and a native-crash dump come back in the log: there is no second try to debug.
+export POTTS_GWG_DEBUG=1 PYTHONFAULTHANDLER=1
 out=${1:?usage: gpu_checks.sh OUTDIR [SECTION ...]}
 shift
 if [ $# -eq 0 ]; then
@@ -60,38 +65,38 @@ if [ "$quick" = 1 ]; then
     sampler=(--min-seconds 0.1 --max-steps 3 --max-step-seconds 0.5 --skip-mixing)
     memory_lengths=60
 else
-    plm_families= pcd_families=DHFR_1RX2,CRY2_4I6E
-    synthetic=(--length 1000 --sequences 5000)
-    pcd_options=(--max-time 90)
-    sampler=(--max-step-seconds 10 --ising-seconds 5)
-    memory_lengths=300,1000
+    plm_families=DHFR_1RX2,CRY2_4I6E pcd_families=DHFR_1RX2,CRY2_4I6E
+    synthetic=(--length 1000 --sequences 5000 --max-iterations 30)
+    pcd_options=(--max-time 60)
+    sampler=(--min-seconds 0.3 --max-step-seconds 5 --ising-burn-in 500 --ising-seconds 3)
+    memory_lengths=300
 fi
 
 for name in "${sections[@]}"; do
     case $name in
     tests)
-        section tests 120 $python -m pytest -q -m gpu -p no:cacheprovider \
+        section tests 90 $python -m pytest -q -m gpu -p no:cacheprovider \
             "$here/../tests" --junit-xml="$out/pytest_gpu.xml"
         ;;
     plm)
-        section plm 120 $python "$here/plm_contacts.py" --device "$device" \
+        section plm 60 $python "$here/plm_contacts.py" --device "$device" \
             ${plm_families:+--families "$plm_families"} -o "$out/plm_contacts_$device.json"
         ;;
     synthetic)
-        section synthetic 90 $python "$here/plm_synthetic.py" --device "$device" \
+        section synthetic 60 $python "$here/plm_synthetic.py" --device "$device" \
             "${synthetic[@]}" -o "$out/plm_synthetic_$device.json"
         ;;
     pcd)
-        section pcd 240 $python "$here/pcd_contacts.py" --device "$device" \
+        section pcd 180 $python "$here/pcd_contacts.py" --device "$device" \
             --families "$pcd_families" --gibbs-max-length 0 -o "$out/pcd_contacts_$device.json" \
             -- "${pcd_options[@]}"
         ;;
     sampler)
-        section sampler 120 $python "$here/sampler_throughput.py" --device "$device" \
+        section sampler 60 $python "$here/sampler_throughput.py" --device "$device" \
             "${sampler[@]}" --out "$out/sampler_throughput_$device.json"
         ;;
     memory)
-        section memory 120 $python "$here/pcd_memory.py" --device "$device" \
+        section memory 60 $python "$here/pcd_memory.py" --device "$device" \
             --lengths "$memory_lengths" -o "$out/pcd_memory_$device.json"
         ;;
     *)

@@ -60,7 +60,7 @@ def measure(length: int, sequences: int, chains: int, optimizer: str, device: st
     peak = summary.peak_memory_bytes or peak_rss - before
     return {"length": length, "n_sequences": sequences, "chains": chains,
             "optimizer": optimizer, "device": summary.device, "estimate_bytes": estimate,
-            "peak_bytes": peak,
+            "peak_bytes": peak, "peak_reserved_bytes": summary.peak_reserved_bytes,
             "peak_is": "device memory" if summary.peak_memory_bytes else
             "resident memory above the process's size before the fit",
             "coupling_array_bytes": array_bytes,
@@ -90,16 +90,24 @@ def main() -> None:
                 [sys.executable, __file__, "--child", str(length), optimizer,
                  "--device", arguments.device, "--sequences", str(arguments.sequences),
                  "--chains", str(arguments.chains)],
-                capture_output=True, text=True, check=True)
-            run = json.loads(completed.stdout.splitlines()[-1])
-            print(f"L={length} {optimizer}: peak {run['peak_arrays']} coupling-sized arrays, "
-                  f"estimate {run['estimate_arrays']}", flush=True)
-            runs.append(run)
-    record = {"command": " ".join(sys.argv), "git_commit": git_commit(),
-              "machine": machine_description(), "runs": runs}
-    with atomic_open(arguments.output) as stream:
-        json.dump(record, stream, indent=2)
-        stream.write("\n")
+                capture_output=True, text=True)
+            if completed.returncode != 0:  # keep the child's own words (a one-shot GPU run)
+                print(completed.stderr, file=sys.stderr, flush=True)
+                runs.append({"length": length, "optimizer": optimizer, "status": "failed",
+                             "exit_status": completed.returncode,
+                             "error": completed.stderr.strip()[-4000:]})
+            else:
+                run = json.loads(completed.stdout.splitlines()[-1])
+                print(f"L={length} {optimizer}: peak {run['peak_arrays']} coupling-sized "
+                      f"arrays, estimate {run['estimate_arrays']}", flush=True)
+                runs.append(run)
+            record = {"command": " ".join(sys.argv), "git_commit": git_commit(),
+                      "machine": machine_description(), "runs": runs}
+            with atomic_open(arguments.output) as stream:  # after every run: a time limit
+                json.dump(record, stream, indent=2)       # loses only the one running
+                stream.write("\n")
+    if any(run.get("status") == "failed" for run in runs):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

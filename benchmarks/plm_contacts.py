@@ -56,7 +56,7 @@ def run_potts_gwg(family, device, threads, workdir: Path, method: str = "plm",
         fit += ["--threads", str(threads)]
     status, stdout, stderr, seconds, peak = timed_run(fit)
     if status != 0:
-        return {"status": "failed", "command": shlex.join(fit), "error": stderr.strip()[-500:]}
+        return {"status": "failed", "command": shlex.join(fit), "error": stderr.strip()[-4000:]}
     contacts = ["potts-gwg", "contacts", str(model), "--pdb", str(family.structure), "--json"]
     if family.chain:
         contacts += ["--chain", family.chain]
@@ -137,10 +137,10 @@ def main() -> None:
                             **run_ccmpred(family, arguments.ccmpred, int(threads), workdir)}
                 records.append(baseline)
                 print(_line(baseline), flush=True)
-    arguments.output.parent.mkdir(parents=True, exist_ok=True)
-    arguments.output.write_text(json.dumps({"benchmark": "plm_contacts",
-                                            "command": shlex.join(sys.argv),
-                                            "records": records}, indent=1))
+            arguments.output.parent.mkdir(parents=True, exist_ok=True)
+            arguments.output.write_text(json.dumps({"benchmark": "plm_contacts",  # per family
+                                                    "command": shlex.join(sys.argv),
+                                                    "records": records}, indent=1))
     print(f"wrote {arguments.output}")
     _print_means(records)
 

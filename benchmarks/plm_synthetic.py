@@ -82,6 +82,7 @@ def main() -> None:
               "length": arguments.length, "n_sequences": arguments.sequences,
               "n_effective": round(summary.n_effective, 2), "seed": arguments.seed,
               "estimate_bytes": estimate, "peak_device_memory_bytes": summary.peak_memory_bytes,
+              "peak_device_reserved_bytes": summary.peak_reserved_bytes,
               # Linux reports kilobytes; the whole process (Python, torch) is in it.
               "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
               "iterations": summary.iterations, "converged": summary.converged,

@@ -275,12 +275,11 @@ def main() -> None:
                 device=device_description(device), torch=torch.__version__,
                 date=time.strftime("%Y-%m-%d"), run_note=args.note)
     records = []
-    if not args.skip_throughput:
-        records += throughput(args, device, base)
-    if not args.skip_mixing:
-        records += mixing(args, device, base)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(records, indent=1) + "\n")
+    for stage, skipped in ((throughput, args.skip_throughput), (mixing, args.skip_mixing)):
+        if not skipped:
+            records += stage(args, device, base)
+            out.write_text(json.dumps(records, indent=1) + "\n")  # each stage's as it ends
     print(f"wrote {len(records)} records to {out}")
     for record in records:
         if "speedup_vs_baseline" in record:
