@@ -28,6 +28,7 @@ from .task import (
     _write_json,
     base_record,
     finished_record,
+    plural,
     settings_hash,
 )
 
@@ -112,7 +113,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
         where = _describe(options, slots)
         shard = f" (shard {options.shard[0]}/{options.shard[1]}: {len(selected)} of " \
             f"{len(families)})" if options.shard else ""
-        announce(f"batch: {_plural(len(selected), 'family', 'families')}{shard}; "
+        announce(f"batch: {plural(len(selected), 'family', 'families')}{shard}; "
                  f"{len(skipped)} finished earlier "
                  f"with the same settings (skipped), {len(to_run)} to run {where} -> {outdir}")
         progress = _Progress(len(to_run), options.progress, announce)
@@ -418,7 +419,3 @@ def _result_line(record: dict) -> str:
     score = f", top-L precision {precision[(6, 'L')]:.3f}" if (6, "L") in precision else ""
     return f"{record['id']}: done in {record['wall_s']:.1f} s on {record['device']} " \
         f"(L={record['L']}, N={record['N']}, Neff={record['Neff']:.1f}{score})"
-
-
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"

@@ -192,9 +192,9 @@ def _run_family(task: FamilyTask) -> dict:
         record["threads"] = threads
         log = _Log(work / LOG)
         elastic = " (following the load)" if thread_policy is not None else ""
+        on_threads = f", {plural(threads, 'thread', 'threads')}{elastic}" if threads else ""
         log(f"potts-gwg {__version__} batch: family {family.id} ({family.source}) on "
-            f"{task.device}{f', {threads} threads{elastic}' if threads else ''}, "
-            f"host {record['host']}, pid {record['pid']}")
+            f"{task.device}{on_threads}, host {record['host']}, pid {record['pid']}")
         _reset_peak_rss()
         _write_json(work / SETTINGS, resolved_settings(task))
         _run_stages(task, work, record, log)
@@ -378,6 +378,11 @@ def _read_json(path: Path) -> dict | None:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``1 thread``, ``2 threads``."""
+    return f"{count} {one if count == 1 else many}"
 
 
 def _reset_peak_rss() -> None:
