@@ -18,6 +18,7 @@ from ..ordered_sums import ordered_sum, ordered_total
 from ..row_sums import summed_rows
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
+BLOCK_BYTES = 64 * 2**20   # float64 block rows of the correlations' Pearson on a GPU
 
 
 def one_hot_rows(indices: Tensor, n_states: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -79,29 +80,39 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
 
 
 def correlations_pearson(pairs: Tensor, sites: Tensor, other_pairs: Tensor,
-                         other_sites: Tensor) -> float:
+                         other_sites: Tensor, sites_per_block: int | None = None) -> float:
     """Pearson correlation of two sets of connected correlations
     C_ij(a, b) = f_ij(a, b) − f_i(a) f_j(b) over all pairs i < j and all states a, b, from
     pair ``(L·q, L·q)`` and site ``(L, q)`` frequencies.
 
-    One site's block row (q × (L − 1 − i)·q values, in float64) at a time: no (L·q)²
-    temporaries, and the five sums add up in a fixed order, so the number (and a PCD run's
-    stop) is the same on any CPU thread count.
+    The block rows of ``sites_per_block`` sites at a time (q·s × (L − 1 − i)·q values, in
+    float64, the pairs j <= i masked out): no (L·q)² temporaries, and the five sums add up in
+    a fixed order, so the number (and a PCD run's stop) is the same on any CPU thread count.
+    Default: one site on the CPU (cache-sized rows); on a GPU as many as ``BLOCK_BYTES``
+    allows, since there each site's ~17 small kernels would cost more in launches than in work.
     """
     length, n_states = sites.shape
+    if sites_per_block is None:
+        row_bytes = 8 * n_states * length * n_states
+        sites_per_block = 1 if sites.device.type == "cpu" else max(1, BLOCK_BYTES // row_bytes)
     flat, other_flat = sites.reshape(-1).double(), other_sites.reshape(-1).double()
+    site_of = torch.arange(length, device=sites.device).repeat_interleave(n_states)
     totals = torch.zeros(5, dtype=torch.float64, device=sites.device)
-    count = 0
-    for site in range(length - 1):
-        rows = slice(site * n_states, (site + 1) * n_states)
-        columns = slice((site + 1) * n_states, None)
+    for first_site in range(0, length - 1, sites_per_block):
+        last_site = min(first_site + sites_per_block, length - 1)
+        rows = slice(first_site * n_states, last_site * n_states)
+        columns = slice((first_site + 1) * n_states, None)
         first = pairs[rows, columns].double() - flat[rows, None] * flat[None, columns]
         second = (other_pairs[rows, columns].double()
                   - other_flat[rows, None] * other_flat[None, columns])
+        if last_site - first_site > 1:  # zero the pairs j <= i of the block's later sites
+            upper = site_of[columns][None, :] > site_of[rows][:, None]
+            first.mul_(upper)
+            second.mul_(upper)
         totals += torch.stack([ordered_total(first), ordered_total(second),
                                ordered_total(first * first), ordered_total(second * second),
                                ordered_total(first * second)])
-        count += first.numel()
+    count = n_states * n_states * length * (length - 1) // 2
     if count == 0:
         return float("nan")
     total_first, total_second, squares_first, squares_second, products = totals.tolist()

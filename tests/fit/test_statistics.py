@@ -67,6 +67,22 @@ def test_correlations_pearson_equals_the_definition_over_each_pair_once():
                                          site_frequencies(y[:, :1], n_states)))
 
 
+def test_correlations_pearson_in_blocks_of_sites_equals_one_site_at_a_time():
+    """The GPU path takes many sites per block (masking the pairs j <= i): same number."""
+    generator = torch.Generator().manual_seed(8)
+    x = torch.randint(4, (200, 9), generator=generator)
+    y = x.clone()
+    y[:80] = torch.randint(4, (80, 9), generator=generator)
+    arguments = (pair_frequencies(x, 4), site_frequencies(x, 4), pair_frequencies(y, 4),
+                 site_frequencies(y, 4))
+    one = correlations_pearson(*arguments, sites_per_block=1)
+    assert 0.3 < one < 0.99
+    for block in (2, 3, 8, 100):
+        assert correlations_pearson(*arguments, sites_per_block=block) == \
+            pytest.approx(one, rel=1e-12, abs=0)
+    assert correlations_pearson(*arguments) == one   # the CPU default: one site
+
+
 def test_correlations_pearson_does_not_depend_on_the_thread_count():
     """L·q = 1050: block rows of up to 50 × 1000 values, above torch's parallel grain."""
     generator = torch.Generator().manual_seed(6)
