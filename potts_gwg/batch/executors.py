@@ -140,9 +140,12 @@ def crash_record(task: FamilyTask, message: str, reason: str = "worker died",
 
 # ----------------------------------------------------------------------------- local
 
-def _worker_init(threads: int | None, parent: int, busy=None, cores: int = 1) -> None:
-    """Runs first in every worker: die with the batch, and use ``threads`` torch threads
-    (with ``busy``, a shared count of busy CPU workers: ``cores`` // busy, elastic)."""
+def _worker_init(threads: int | None, parent: int, busy=None, cores: int = 1,
+                 device: str = "cpu") -> None:
+    """Runs first in every worker: die with the batch, use ``threads`` torch threads (with
+    ``busy``, a shared count of busy CPU workers: ``cores`` // busy, elastic), and make a GPU
+    slot's device the current one (else CUDA calls without a device open a context on GPU 0
+    in every worker)."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -162,6 +165,9 @@ def _worker_init(threads: int | None, parent: int, busy=None, cores: int = 1) ->
 
     if threads:
         torch.set_num_threads(threads)
+    gpu = torch.device(device)
+    if gpu.type == "cuda" and gpu.index is not None:
+        torch.cuda.set_device(gpu)
     if busy is not None:
         from . import task as task_module
 
@@ -199,7 +205,8 @@ def run_local(tasks: Sequence[FamilyTask], slots: Sequence[Slot], on_result: Res
                     executors[index] = ProcessPoolExecutor(
                         max_workers=1, mp_context=context, initializer=_worker_init,
                         initargs=(slot.threads, os.getpid(),
-                                  busy_cpu if slot.elastic else None, cpu_cores_left))
+                                  busy_cpu if slot.elastic else None, cpu_cores_left,
+                                  slot.device))
                 if not slot.is_gpu:
                     with busy_cpu.get_lock():
                         busy_cpu.value += 1
