@@ -350,19 +350,21 @@ def run_joint_chains(sampler: JointSampler, joint: JointEnergy, x0: Tensor, y0: 
     state = sampler.init(joint, x0, y0)
     xs = torch.empty((n_samples, *state.x.shape), dtype=state.x.dtype, device=state.x.device)
     ys = torch.empty((n_samples, *state.y.shape), dtype=torch.long, device=state.y.device)
-    label_accepted = data_accepted = 0.0
+    # Acceptance summed on the device (float64), read once at the end: no sync per step.
+    label_accepted = torch.zeros((), dtype=torch.float64, device=state.x.device)
+    data_accepted = torch.zeros((), dtype=torch.float64, device=state.x.device)
     start = time.perf_counter()
     for step in range(1, burn_in + n_samples * thin + 1):
         state, info = sampler.step(joint, state, generator)
         if step > burn_in:
-            label_accepted += float(info.labels_accepted.float().mean())
-            data_accepted += float(info.data_accepted.float().mean())
+            label_accepted += info.labels_accepted.float().mean()
+            data_accepted += info.data_accepted.float().mean()
             if (step - burn_in) % thin == 0:
                 k = (step - burn_in) // thin - 1
                 xs[k], ys[k] = state.x, state.y
     steps = n_samples * thin
-    return JointRun(x=xs, y=ys, state=state, label_acceptance=label_accepted / steps,
-                    data_acceptance=data_accepted / steps,
+    return JointRun(x=xs, y=ys, state=state, label_acceptance=float(label_accepted) / steps,
+                    data_acceptance=float(data_accepted) / steps,
                     seconds=time.perf_counter() - start)
 
 
@@ -415,7 +417,8 @@ def anneal_data_given_labels(joint: JointEnergy, labels: Tensor, n: int, mean: T
     y = labels.view(1, -1).expand(n, -1).long()
     x = x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     log_weights = torch.zeros(n, dtype=torch.float64, device=x.device)
-    resamplings, accepted, moves = 0, 0.0, 0
+    resamplings, moves = 0, 0
+    accepted = torch.zeros((), dtype=torch.float64, device=x.device)  # read once, at the end
     sampler = JointSampler(update_labels=False, langevin=langevin)
     betas = temperatures(n_temperatures).tolist()
     ess = float(n)
@@ -434,11 +437,11 @@ def anneal_data_given_labels(joint: JointEnergy, labels: Tensor, n: int, mean: T
         state = sampler.init(tempered, x, y)
         for _ in range(steps_per_temperature):
             state, info = sampler.step(tempered, state, generator)
-            accepted += float(info.data_accepted.float().mean())
+            accepted += info.data_accepted.float().mean()
             moves += 1
         x = state.x
     return AnnealedSamples(x=x, final_ess=ess, resamplings=resamplings,
-                           data_acceptance=accepted / max(moves, 1))
+                           data_acceptance=float(accepted) / max(moves, 1))
 
 
 # -- initial states ---------------------------------------------------------------------------

@@ -149,7 +149,9 @@ def train_joint(joint: JointEnergy, x: Tensor, y: Tensor, labelled: Tensor,
         imputed[rows] = chains.y
         return joint.relaxed_log_prob(x[rows], joint.relax_labels(chains.y))
 
-    totals = {"label_acceptance": 0.0, "data_acceptance": 0.0}
+    # Acceptance summed on the device (float64), read at each record: no sync per step.
+    totals = {name: torch.zeros((), dtype=torch.float64, device=device)
+              for name in ("label_acceptance", "data_acceptance")}
     counted = 0  # sampler steps since the last record
     for iteration in range(1, config.iterations + 1):
         for group in optimiser.param_groups:
@@ -168,8 +170,8 @@ def train_joint(joint: JointEnergy, x: Tensor, y: Tensor, labelled: Tensor,
         state = sampler.init(joint, x_neg, y_neg)
         for _ in range(config.sampler_steps):
             state, info = sampler.step(joint, state, generator)
-            totals["label_acceptance"] += float(info.labels_accepted.float().mean())
-            totals["data_acceptance"] += float(info.data_accepted.float().mean())
+            totals["label_acceptance"] += info.labels_accepted.float().mean()
+            totals["data_acceptance"] += info.data_accepted.float().mean()
             counted += 1
         buffer_x[slots], buffer_y[slots] = state.x, state.y
         # Positive phase: f on labelled pairs; log Σ_y exp f (or f at imputed y) on the rest.
@@ -208,10 +210,12 @@ def train_joint(joint: JointEnergy, x: Tensor, y: Tensor, labelled: Tensor,
         if iteration % log_every == 0 or iteration == config.iterations:
             record = {"iteration": iteration, "f_data": float(f_pos.detach().mean()),
                       "f_samples": float(f_neg.detach().mean()),
-                      "label_acceptance": totals["label_acceptance"] / counted,
-                      "data_acceptance": totals["data_acceptance"] / counted,
+                      "label_acceptance": float(totals["label_acceptance"]) / counted,
+                      "data_acceptance": float(totals["data_acceptance"]) / counted,
                       "seconds": time.perf_counter() - start}
-            totals, counted = dict.fromkeys(totals, 0.0), 0
+            for total in totals.values():
+                total.zero_()
+            counted = 0
             result.history.append(record)
             if callback is not None:
                 callback(record)
