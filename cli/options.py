@@ -15,8 +15,8 @@ def msa_options(function):
         click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
                      help="Alignment format; sniffed from the content when omitted."),
         click.option("--query", metavar="NAME",
-                     help="Query = the record with this name, or NAME/start-end in Stockholm "
-                          "(default: the first record)."),
+                     help="Query = the record with this name; a Stockholm name may leave out "
+                          "its /start-end (default: the first record)."),
         click.option("--query-index", type=click.IntRange(min=1), metavar="N",
                      help="Query = the N-th record (1-based)."),
         click.option("--query-file", type=click.Path(dir_okay=False), metavar="FASTA",
