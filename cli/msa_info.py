@@ -31,7 +31,8 @@ def command(msa, msa_format, query, query_index, query_file, theta, as_json, qui
     (B, J, O, U, X, Z, *) were read as gaps, and the query.
 
     The query is the first record unless --query, --query-index or --query-file (at most one)
-    says otherwise. Formats: a3m, fasta/a2m, stockholm, aln (PSICOV), optionally gzipped.
+    says otherwise. Formats: a3m, fasta/a2m, stockholm, aln (PSICOV), clustal, optionally
+    gzipped.
     """
     if sum(option is not None for option in (query, query_index, query_file)) > 1:
         raise click.UsageError("give at most one of --query, --query-index, --query-file")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from potts_gwg.device import DEVICE_CHOICES
+from potts_gwg.io.msa import FORMAT_ALIASES, FORMATS
 
-MSA_FORMATS = ("a3m", "fasta", "a2m", "stockholm", "aln")
+MSA_FORMATS = (*FORMATS, *FORMAT_ALIASES)  # what --format takes
 
 
 def msa_options(function):

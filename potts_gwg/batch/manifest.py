@@ -26,10 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.msa import FORMAT_ALIASES, FORMATS
 
-MSA_FORMATS = ("a3m", "fasta", "a2m", "stockholm", "aln")
+MSA_FORMATS = (*FORMATS, *FORMAT_ALIASES)
 MSA_SUFFIXES = (".a3m", ".a2m", ".fasta", ".fa", ".fas", ".faa", ".afa", ".aln", ".psicov",
-                ".sto", ".stockholm", ".sth")
+                ".sto", ".stockholm", ".sth", ".clustal", ".clw")
 SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # Names the batch itself writes in OUTDIR: no family may take them.
 RESERVED_IDS = frozenset({"summary.tsv", "summary.json", "summary.png", "batch.json"})

@@ -1,4 +1,4 @@
-"""Reading multiple sequence alignments: a3m, FASTA/a2m, Stockholm and PSICOV ``.aln``.
+"""Reading multiple sequence alignments: a3m, FASTA/a2m, Stockholm, PSICOV ``.aln`` and Clustal.
 
 Any of them may be gzipped (told by the magic bytes, not the name). The reader applies the
 project's conventions (docs/README "Conventions", data/README rules 2 and 3) so that every
@@ -8,8 +8,8 @@ command sees the same positions:
   ``.`` are removed from each row. Rows of equal length (a2m, aligned FASTA, Stockholm, whose
   rows must be of equal length): "columns" — columns holding lower-case letters but no
   upper-case letter are dropped; elsewhere lower case counts as a residue and ``.`` as a gap.
-  PSICOV ``.aln`` has no insert states: lower case is read as upper case. "none" when nothing
-  was removed.
+  PSICOV ``.aln`` and Clustal have no insert states: lower case is read as upper case. "none"
+  when nothing was removed.
 * Query columns: the columns where the query has a residue (not ``-``, ``.`` or the terminator
   ``*``) are kept; position i (1-based) is the i-th of them. An unknown residue (X) is a
   position, encoded as gap.
@@ -42,7 +42,7 @@ from ..alphabet import PROTEIN_ALPHABET, encoding_table, nonstandard_mask
 from ..errors import InputError
 from ..progress import progress_bar
 
-FORMATS = ("a3m", "fasta", "stockholm", "aln")
+FORMATS = ("a3m", "fasta", "stockholm", "aln", "clustal")
 FORMAT_ALIASES = {"a2m": "fasta"}
 
 GAP_STATE = PROTEIN_ALPHABET.index("-")
@@ -55,6 +55,8 @@ INSERT_BYTES = b"abcdefghijklmnopqrstuvwxyz."
 SEQUENCE_LINE = re.compile(rb"[A-Za-z.*-]+")
 LINE_END_NULS = re.compile(rb"(?m)^\x00+|\x00+$")
 NOT_A_RESIDUE = b"-.*"      # query letters whose columns are not positions
+CLUSTAL_HEADERS = (b"CLUSTAL", b"MUSCLE", b"PROBCONS")   # first words of Clustal-format files
+CONSENSUS_LINE = re.compile(rb"[*:. ]+")                # Clustal's conservation line
 
 _ENCODING = encoding_table(PROTEIN_ALPHABET)
 _ALLOWED_BYTE = _ENCODING >= 0
@@ -140,7 +142,7 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
         raise InputError("no sequences in the alignment", path)
     alignment_format = _fasta_or_a3m(records) if kind == _HEADERS else kind
     rows = _checked_rows(path, records)
-    if alignment_format == "aln":
+    if alignment_format in ("aln", "clustal"):
         rows = [row.upper() for row in rows]
     # Forced FASTA of unequal rows is read as a2m without its '.' padding, i.e. as a3m;
     # Stockholm and .aln rows must be of equal length.
@@ -270,9 +272,8 @@ def _sniff(path: str, lines: list[bytes]) -> str:
                        b"")
         if content.startswith(b">"):
             return "a3m" if first.startswith(b"#A3M#") else _HEADERS
-    elif first.upper().startswith(b"CLUSTAL"):
-        raise InputError("Clustal format is not read; convert it to aligned FASTA or Stockholm "
-                         "(e.g. Biopython's AlignIO.convert)", path, line=number)
+    elif first.upper().startswith(CLUSTAL_HEADERS):
+        return "clustal"
     elif SEQUENCE_LINE.fullmatch(first):
         # A '>' further down means FASTA with a stray line on top, not one sequence per line.
         return _HEADERS if any(line.startswith(b">") for line in lines) else "aln"
@@ -291,6 +292,8 @@ def _parse(path: str, lines: list[bytes], kind: str, progress: bool | None = Fal
            ) -> list[_Record]:
     if kind == "stockholm":
         return _parse_stockholm(path, lines)
+    if kind == "clustal":
+        return _parse_clustal(path, lines)
     if kind == "aln":
         return [_Record(f"seq{k}", number, [(number, line)])
                 for k, (number, line) in enumerate(
@@ -359,6 +362,25 @@ def _parse_stockholm(path: str, lines: list[bytes]) -> list[_Record]:
     else:
         raise InputError("no '//' line ends the Stockholm alignment: the file may be "
                          "truncated", path)
+    return list(records.values())
+
+
+def _parse_clustal(path: str, lines: list[bytes]) -> list[_Record]:
+    """Rows of a Clustal alignment: after its header line, blocks of 'name sequence [count]'
+    lines joined by name; conservation lines (only '*', ':', '.' and spaces) are skipped."""
+    records: dict[str, _Record] = {}
+    header = next(number for number, line in enumerate(lines, 1) if line)
+    for number, line in enumerate(lines[header:], header + 1):
+        if not line or CONSENSUS_LINE.fullmatch(line):
+            continue
+        fields = line.split()
+        if len(fields) == 3 and fields[2].isdigit():  # the residue count ending a line
+            fields = fields[:2]
+        if len(fields) != 2:
+            raise InputError("expected 'name sequence' on a Clustal alignment line", path,
+                             line=number)
+        name = fields[0].decode("utf-8")
+        records.setdefault(name, _Record(name, number, [])).chunks.append((number, fields[1]))
     return list(records.values())
 
 

@@ -69,7 +69,7 @@ def test_csv_manifest_with_query_index_column(tmp_path, msa):
     ("id\tmsa\tquery\nx\ta.fasta\tfile:nope.fasta\n", ["line 2", "query file 'nope.fasta'"]),
     ("id\tmsa\tquery\tquery_index\nx\ta.fasta\tid:b\t2\n", ["line 2", "disagree"]),
     ("id\tmsa\nx\t\n", ["line 2", "msa column is empty"]),
-    ("id\tmsa\tformat\nx\ta.fasta\tclustal\n", ["line 2", "unknown format 'clustal'"]),
+    ("id\tmsa\tformat\nx\ta.fasta\tphylip\n", ["line 2", "unknown format 'phylip'"]),
     ("id\tmsa\tchain\nx\ta.fasta\tA\n", ["line 2", "chain 'A' given without a structure"]),
     ("id\tmsa\n\ta.fasta\n", ["line 2", "empty id"]),
     ("id\tmsa\n../escape\ta.fasta\n", ["line 2", "not a safe folder name"]),

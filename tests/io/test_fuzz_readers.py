@@ -33,6 +33,7 @@ MSA_SEEDS = sorted(path for folder in (FIXTURES / "msa", FIXTURES / "corpus")
 STRUCTURE_SEEDS = sorted((FIXTURES / "corpus" / "structures").iterdir())
 STRUCTURE_QUERY = "GIDPFTGEAIAK"  # the chain of the structure seeds
 TOKENS = [b">", b">ss_pred\n", b">x_consensus\n", b"#A3M#\n", b"# STOCKHOLM 1.0\n", b"//\n",
+          b"CLUSTAL W\n", b" **:. \n",
           b"#=GC SS_cons ", b"#=GF ID x\n", b"\n", b"\r\n", b" ", b"\t", b"-", b".", b"*",
           b"ACDEF", b"acdkwy", b"BJOUXZ", b"x", b"\x00", b"\xff", b"\xe9", b"\xc3\xa9", b"1",
           b"name ", b"\x1c", b"\x85", b"\xef\xbb\xbf", b"\x1f\x8b"]

@@ -18,6 +18,7 @@ from potts_gwg.io import msa as msa_module
 from potts_gwg.io.msa import FORMATS, read_alignment, sniff_format
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "msa"
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "PF00018_2O9S"
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
@@ -163,9 +164,34 @@ def test_sniff_unequal_rows_without_header_line_is_a3m(tmp_path):
 def test_sniff_rejects_unknown_content(tmp_path):
     with pytest.raises(InputError, match=r"junk\.txt, line 2: cannot tell the alignment format"):
         read_alignment(write(tmp_path, "junk.txt", "\nhello: 42\n"))
-    with pytest.raises(InputError, match=r"clustal\.aln, line 1: Clustal format is not read; "
-                                         r"convert it to aligned FASTA or Stockholm"):
+    with pytest.raises(InputError, match=r"clustal\.aln: no sequences in the alignment"):
         read_alignment(write(tmp_path, "clustal.aln", "CLUSTAL W (1.83) multiple alignment\n"))
+
+
+def test_clustal_written_by_biopython_reads_as_its_fasta(tmp_path):
+    """Clustal Omega / MUSCLE output: blocks, residue counts, conservation lines (written by
+    Biopython here, the format's reference writer in our dependencies)."""
+    from Bio import AlignIO
+
+    fasta = EXAMPLE_DIR / "PF00018_2O9S.fasta"
+    alignment = AlignIO.read(fasta, "fasta")[:40]
+    clustal = tmp_path / "sh3.aln"
+    AlignIO.write(alignment, clustal, "clustal")
+    assert clustal.read_text().startswith("CLUSTAL")
+    subset = tmp_path / "sh3.fasta"
+    AlignIO.write(alignment, subset, "fasta")
+    read, expected = read_alignment(clustal), read_alignment(subset)
+    assert read.format == "clustal" and sniff_format(clustal) == "clustal"
+    assert read.names == expected.names and read.query_sequence == expected.query_sequence
+    np.testing.assert_array_equal(read.indices, expected.indices)
+    text = "CLUSTAL O(1.2.4) multiple sequence alignment\n\nq    ACDE-G 5\ns1   acde-g 5\n" \
+           "     **** *\n\nq    HIK 8\ns1   HI- 7\n     **\n"
+    small = read_alignment(write(tmp_path, "small.clw", text))
+    np.testing.assert_array_equal(small.indices, encode("ACDEGHIK", "ACDEGHI-"))
+    with pytest.raises(InputError, match=r"line 4: expected 'name sequence'"):
+        read_alignment(write(tmp_path, "bad.clw", "CLUSTAL W\n\nq ACDE\ns1 AC DE x\n"))
+    with pytest.raises(InputError, match=r"record s1: rows differ in length"):
+        read_alignment(write(tmp_path, "ragged.clw", "CLUSTAL W\n\nq ACDE\ns1 ACD\nq2 ACDE\n"))
 
 
 def test_format_override_forces_per_row_inserts_on_equal_width_rows(tmp_path):
@@ -322,8 +348,8 @@ def test_missing_file_directory_and_corrupt_gzip(tmp_path):
 
 def test_bad_arguments():
     path = FIXTURES / "multiline.fasta"
-    with pytest.raises(InputError, match=r"multiline\.fasta: unknown alignment format 'clustal'"):
-        read_alignment(path, format="clustal")
+    with pytest.raises(InputError, match=r"multiline\.fasta: unknown alignment format 'phylip'"):
+        read_alignment(path, format="phylip")
     with pytest.raises(InputError, match=r"multiline\.fasta: query 'nobody'.*any of the 3"):
         read_alignment(path, query="nobody")
     for index in (0, 4):
