@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -126,3 +127,13 @@ def timed_run(command: list[str]) -> tuple[int, str, str, float, int]:
         out.seek(0)
         err.seek(0)
         return process.returncode, out.read(), err.read(), seconds, usage.ru_maxrss * 1024
+
+
+def write_json(path: Path, value) -> None:
+    """``value`` as indented JSON at ``path``, atomically: a benchmark stopped by a time limit
+    while writing leaves its previous file, never a truncated one."""
+    from potts_gwg.atomic import atomic_open
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as stream:
+        stream.write(json.dumps(value, indent=1) + "\n")

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, positive_int, select_families
+from common import RESULTS, positive_int, select_families, write_json
 from plm_contacts import _line, family_base, run_potts_gwg
 
 LONG = 150  # the "long proteins": L >= 150
@@ -85,9 +85,8 @@ def main() -> None:
 
 
 def write(path: Path, command, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"benchmark": "pcd_contacts", "command": command,
-                                "summary": summarise(records), "records": records}, indent=1))
+    write_json(path, {"benchmark": "pcd_contacts", "command": command,
+                      "summary": summarise(records), "records": records})
     print(f"wrote {path}", flush=True)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (RESULTS, git_commit, machine_description, native_distances, positive_int,
-                    select_families, timed_run)
+                    select_families, timed_run, write_json)
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.contacts import contact_scores
@@ -137,10 +137,8 @@ def main() -> None:
                             **run_ccmpred(family, arguments.ccmpred, int(threads), workdir)}
                 records.append(baseline)
                 print(_line(baseline), flush=True)
-            arguments.output.parent.mkdir(parents=True, exist_ok=True)
-            arguments.output.write_text(json.dumps({"benchmark": "plm_contacts",  # per family
-                                                    "command": shlex.join(sys.argv),
-                                                    "records": records}, indent=1))
+            write_json(arguments.output, {"benchmark": "plm_contacts",  # after every family
+                                          "command": shlex.join(sys.argv), "records": records})
     print(f"wrote {arguments.output}")
     _print_means(records)
 

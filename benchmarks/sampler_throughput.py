@@ -20,7 +20,6 @@ Writes one JSON file (a list of records) to benchmarks/results/sampler_throughpu
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
@@ -33,7 +32,9 @@ from potts_gwg.device import device_description, resolve_device
 from potts_gwg.engine import (GibbsSampler, GWGSampler, LatticeIsingEnergy, MetropolisSampler,
                               PottsEnergy, effective_sample_size)
 
-RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, write_json  # noqa: E402
 Q = 21
 LENGTHS = (50, 150, 450)
 CHAINS = (1_000, 10_000)
@@ -279,7 +280,7 @@ def main() -> None:
     for stage, skipped in ((throughput, args.skip_throughput), (mixing, args.skip_mixing)):
         if not skipped:
             records += stage(args, device, base)
-            out.write_text(json.dumps(records, indent=1) + "\n")  # each stage's as it ends
+            write_json(out, records)  # each stage's as it ends
     print(f"wrote {len(records)} records to {out}")
     for record in records:
         if "speedup_vs_baseline" in record:

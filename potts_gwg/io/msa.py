@@ -17,9 +17,10 @@ command sees the same positions:
   gap and are counted; any other character is an error.
 
 Records: HH-suite annotation records (names starting ``ss_``, ``sa_`` or ``aa_``, as
-``ss_pred`` and ``ss_dssp``, and names containing ``_consensus``, HH-suite's own rule) are not
-sequences and are not counted by ``query_index``; a header without a sequence is an error; a
-Stockholm file is read up to its first ``//`` (which it must have). NUL bytes at the start or
+``ss_pred`` and ``ss_dssp``, and names containing ``_consensus``, which HH-suite skips as a
+first record; here anywhere) are not sequences and are not counted by ``query_index``; a
+header without a sequence is an error; a Stockholm file is read up to its first ``//`` (which
+it must have), its blocks' rows of one width. NUL bytes at the start or
 end of a line (MMseqs2/ColabFold entry separators) are dropped; anywhere else they mark a binary
 file. Header lines need not be UTF-8 (undecodable bytes are replaced); sequence lines must be.
 
@@ -30,6 +31,7 @@ line.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import os
 import re
@@ -53,8 +55,9 @@ READ_BLOCK_BYTES = 16 * 2**20
 PROGRESS_EVERY_LINES = 2**16
 INSERT_BYTES = b"abcdefghijklmnopqrstuvwxyz."
 SEQUENCE_LINE = re.compile(rb"[A-Za-z.*-]+")
-LINE_END_NULS = re.compile(rb"(?m)^\x00+|\x00+$")
+LINE_END_NULS = re.compile(rb"(?m)^\x00+|\x00+(?=[ \t]*$)")
 NOT_A_RESIDUE = b"-.*"      # query letters whose columns are not positions
+RESIDUE_RANGE = re.compile(r"(.+)/\d+-\d+")              # a Stockholm name NAME/start-end
 CLUSTAL_HEADERS = (b"CLUSTAL", b"MUSCLE", b"PROBCONS")   # first words of Clustal-format files
 CONSENSUS_LINE = re.compile(rb"[*:. ]+")                # Clustal's conservation line
 
@@ -338,7 +341,7 @@ def _header_name(line: bytes, number: int) -> str:
 
 def _is_annotation(name: str) -> bool:
     """HH-suite puts secondary structure, accessibility and consensus rows among the records
-    (its reader skips the same names: ``ss_*``, ``sa_*``, ``aa_*``, ``*_consensus*``)."""
+    (its reader skips ``ss_*``, ``sa_*``, ``aa_*``, and ``*_consensus*`` as the first)."""
     return name.startswith(ANNOTATION_PREFIXES) or "_consensus" in name
 
 
@@ -362,7 +365,28 @@ def _parse_stockholm(path: str, lines: list[bytes]) -> list[_Record]:
     else:
         raise InputError("no '//' line ends the Stockholm alignment: the file may be "
                          "truncated", path)
-    return list(records.values())
+    rows = list(records.values())
+    _check_blocks(path, rows)
+    return rows
+
+
+def _check_blocks(path: str, rows: list[_Record]) -> None:
+    """Every Stockholm row has a piece in each block, and a block's pieces are of one width
+    (the most common; on a tie the first row's): ragged blocks whose rows still add up to one
+    length would shift columns silently."""
+    for block in range(max((len(row.chunks) for row in rows), default=0)):
+        for row in rows:
+            if block >= len(row.chunks):
+                raise InputError(f"this row is missing from alignment block {block + 1}", path,
+                                 record=row.name, line=row.chunks[-1][0])
+        widths = [len(row.chunks[block][1]) for row in rows]
+        counts = collections.Counter(widths)
+        width = max(counts, key=lambda value: (counts[value], value == widths[0]))
+        for row, row_width in zip(rows, widths):
+            if row_width != width:
+                raise InputError(f"rows differ in length: this row has {row_width} columns in "
+                                 f"alignment block {block + 1}, expected {width} (most rows)",
+                                 path, record=row.name, line=row.chunks[block][0])
 
 
 def _parse_clustal(path: str, lines: list[bytes]) -> list[_Record]:
@@ -499,7 +523,7 @@ def _query_record_index(path: str, names: list[str], query: str | None,
         matches = [index for index, name in enumerate(names) if name == query]
         if not matches:  # Pfam/Stockholm names carry the residue range: 'P12345/10-60'
             matches = [index for index, name in enumerate(names)
-                       if "/" in name and name.rsplit("/", 1)[0] == query]
+                       if (found := RESIDUE_RANGE.fullmatch(name)) and found[1] == query]
         if not matches:
             raise InputError(f"query {query!r} is not the name of any of the {len(names)} "
                              "records", path)

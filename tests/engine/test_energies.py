@@ -148,3 +148,14 @@ def test_energies_of_index_states_are_differentiable_in_the_parameters():
     model = random_mlp()
     model(bits(4, 8)).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_ising_project_restores_a_symmetric_coupling_with_zero_diagonal():
+    coupling = torch.randn(5, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    model = IsingEnergy(0.5 * (coupling + coupling.T) * (1 - torch.eye(5, dtype=torch.float64)),
+                        torch.zeros(5, dtype=torch.float64))
+    with torch.no_grad():
+        model.coupling += coupling               # asymmetric, non-zero diagonal
+        model.project_()
+    assert torch.equal(model.coupling, model.coupling.T)
+    assert float(model.coupling.diagonal().abs().max()) == 0

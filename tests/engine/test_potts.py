@@ -50,6 +50,25 @@ def test_local_fields_are_the_gradient_of_the_relaxed_energy():
     torch.testing.assert_close(model.local_fields(x), grad, rtol=0, atol=1e-12)
 
 
+def test_project_restores_symmetric_couplings_with_zero_diagonal_blocks():
+    """What a trainer's optimiser step may break (tests/ebm/test_trainer.py trains one)."""
+    model = random_potts(length=4, n_states=3)
+    expected = model.J.clone()
+    noise = torch.randn(model.couplings.shape, generator=torch.Generator().manual_seed(1),
+                        dtype=model.couplings.dtype)
+    with torch.no_grad():
+        model.couplings += noise                  # asymmetric, diagonal blocks non-zero
+        model.project_()
+    J = model.J
+    assert torch.equal(J, J.permute(1, 0, 3, 2))
+    assert float(J.diagonal(dim1=0, dim2=1).abs().max()) == 0
+    off_diagonal = ~torch.eye(4, dtype=torch.bool)[:, :, None, None].expand_as(J)
+    symmetric_noise = 0.5 * (noise + noise.T)
+    torch.testing.assert_close(
+        J[off_diagonal], (expected + symmetric_noise.view(4, 3, 4, 3).permute(0, 2, 1, 3))
+        [off_diagonal], rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("J_change, message", [
     (lambda J: J.__setitem__((0, 1, 0, 1), J[0, 1, 0, 1] + 1), "not symmetric"),
     (lambda J: J.__setitem__((2, 2, 0, 0), 1.0), "diagonal"),

@@ -262,6 +262,9 @@ def test_query_name_without_its_residue_range(tmp_path):
     assert read_alignment(path, query="P1").query_record == 0
     with pytest.raises(InputError, match=r"query 'Q2' names 2 records \(2, 3\)"):
         read_alignment(path, query="Q2")
+    other = write(tmp_path, "slash.fa", ">tr/ABC\nACD\n>sp/ABC\nACD\n")
+    with pytest.raises(InputError, match=r"query 'tr' is not the name of any"):
+        read_alignment(other, query="tr")  # only a residue range is left out
 
 
 def test_psicov_rows_have_no_insert_states(tmp_path):
@@ -283,6 +286,8 @@ def test_colabfold_nul_separators_and_latin1_descriptions_are_read(tmp_path):
                                      b"ACDaEFGHIK\n\0>UniRef100_B\t100\nAC-EFGHIK\n\0")
     alignment = read_alignment(path)
     assert alignment.format == "a3m" and alignment.names == ["101", "UniRef100_A", "UniRef100_B"]
+    spaced = read_alignment(write(tmp_path, "nul_space.a3m", b">q\nACD\0 \n>s\nAC-\n"))
+    np.testing.assert_array_equal(spaced.indices, encode("ACD", "AC-"))
     np.testing.assert_array_equal(alignment.indices,
                                   encode("ACDEFGHIK", "ACDEFGHIK", "AC-EFGHIK"))
 
@@ -309,7 +314,11 @@ BAD_FILES = [
     ("ragged.aln", b"MKV\nMK\nMKV\n", "record seq2: rows differ"),
     ("tie.fasta", b">a\nMKVL\n>b\nMK\n", "record b: rows differ.*2 columns, expected 4"),
     ("short_block.sto", b"# STOCKHOLM 1.0\na MKV\nb MKV\n\na LIV\n//\n",
-     "record b: rows differ.*3 columns, expected 6"),
+     "line 3, record b: this row is missing from alignment block 2"),
+    # Ragged blocks whose rows add up to one length would shift every later column.
+    ("ragged_blocks.sto", b"# STOCKHOLM 1.0\nq ACDEF\ns ACD\n\nq GH\ns GHIK\n//\n",
+     "line 3, record s: rows differ in length: this row has 3 columns in alignment block 1, "
+     "expected 5"),
     ("digit.fasta", b">a\nMKV\n>b\nMK\nV1\n", r"line 5, record b: unknown character '1'"),
     ("space.aln", b"MKV\nM V\n", r"line 2, record seq2: unknown character ' '"),
     ("utf8.fasta", ">a\nMK\u00e9\n".encode(), "unknown character byte 0xc3"),
@@ -322,7 +331,8 @@ BAD_FILES = [
     ("inserts_only.a3m", b"#A3M#\n>a\nmkv\n>b\nmkv\n", "record a: the query has no residues"),
     # Stockholm and PSICOV rows are of equal length: the a3m rule must not "repair" them.
     ("ragged_insert.sto", b"# STOCKHOLM 1.0\nq ACDEFGHIK\ns1 ACDaEFGHIK\n//\n",
-     "line 3, record s1: rows differ in length: this row has 10 columns, expected 9"),
+     "line 3, record s1: rows differ in length: this row has 10 columns in alignment block 1, "
+     "expected 9"),
     ("ragged_insert.aln", b"ACDEFGHIK\nACDaEFGHIK\nACDEFGHIK\n", "record seq2: rows differ"),
     ("lone_cr.fasta", b">q\nACDEF\rGHIK\n>s1\nACD-FGHIK\n>s2\nAC--FGH\xe9K\n",
      "line 7: not a text file"),
