@@ -112,7 +112,16 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     output_target(output)  # a bad output path is refused before the work, not after
     start = time.perf_counter()
     device = resolve_device(options.device, announce=report)
-    torch.manual_seed(options.seed)
+    # Seeded for the fit (the same model for a seed), the caller's generator left as it was.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(options.seed)
+        return _fit_stage(msa_path, output, options, device, start, report, on_iteration,
+                          on_pcd_iteration)
+
+
+def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device,
+               start: float, report: Reporter, on_iteration, on_pcd_iteration) -> FitSummary:
+    """:func:`fit_stage` once its options are checked and its device chosen."""
     alignment = read_alignment(msa_path, format=options.format, query=options.query,
                                query_index=options.query_index, query_file=options.query_file,
                                progress=options.progress)

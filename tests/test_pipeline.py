@@ -96,3 +96,16 @@ def test_gpu_fit_writes_checkpoints_and_resumes_on_the_gpu(tmp_path, pcd_options
     model = load_model(output)
     assert np.isfinite(model.J).all() and model.meta["iterations"] == 12
     assert not checkpoint_path(output).exists()
+
+
+def test_fit_leaves_the_callers_random_generator_alone(tmp_path, single_thread):
+    """The fit is seeded by its --seed; a script's own torch draws must not be reseeded."""
+    import torch
+
+    from potts_gwg.pipeline import FitOptions
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit_stage(EXAMPLE_MSA, tmp_path / "m.npz", FitOptions(device="cpu", seed=0))
+    assert torch.equal(torch.rand(3), expected)

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,9 +224,14 @@ def run_local(tasks: Sequence[FamilyTask], slots: Sequence[Slot], on_result: Res
                     record = future.result()
                 except Exception as error:  # noqa: BLE001 - the worker died or could not start
                     executors.pop(index).shutdown(wait=False, cancel_futures=True)
+                    # Workers are spawned: they import the caller's main module again, so a
+                    # script calling run_batch without a __main__ guard kills them at start.
+                    guard = "; from a Python script, call run_batch under " \
+                        "'if __name__ == \"__main__\":'" if isinstance(error, BrokenProcessPool) \
+                        else ""
                     record = crash_record(
                         task, "the worker process died while running this family (killed, "
-                        f"e.g. for lack of memory, or crashed: {type(error).__name__})",
+                        f"e.g. for lack of memory, or crashed: {type(error).__name__}{guard})",
                         seconds=time.perf_counter() - submitted[task.family.id])
                 on_result(record)
         clean = True

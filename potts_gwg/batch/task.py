@@ -167,9 +167,17 @@ def output_names(settings: RunSettings) -> list[str]:
 
 
 def run_family(task: FamilyTask) -> dict:
-    """Run one family end to end into ``OUTDIR/<id>/``; return its result record."""
-    with memory_estimate_scope():  # an out-of-memory failure quotes this family's estimate
-        return _run_family(task)
+    """Run one family end to end into ``OUTDIR/<id>/``; return its result record. Torch's
+    thread count is put back afterwards (the task may set its own)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        with memory_estimate_scope():  # an out-of-memory failure quotes this family's estimate
+            return _run_family(task)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _run_family(task: FamilyTask) -> dict:

@@ -1,1 +1,2 @@
-"""Fitting Potts models: pseudo-likelihood (plm) and, later, PCD by Gibbs or GWG."""
+"""Fitting Potts models: pseudo-likelihood (plm) and maximum likelihood by PCD with Gibbs or
+GWG chains."""

@@ -64,7 +64,7 @@ class PcdSettings:
     lambda_h: float = 0.01
     lambda_j: float = 0.02           # see the module docstring: not PLM's 0.2
     lambda_group: float = 0.0
-    max_iterations: int = 2000
+    max_iterations: int = 2000      # in all, counting a continued state's earlier ones
     max_time: float | None = None  # seconds of fitting, counted across resumes
     target_pearson: float | None = 0.95
     check_every: int = 10          # iterations between Pearson diagnostics; the chains'
@@ -75,6 +75,19 @@ class PcdSettings:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name, least in (("n_chains", 2), ("max_iterations", 1), ("check_every", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be >= {least}, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1 (or None: L/10), got {self.steps}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if min(self.lambda_h, self.lambda_j, self.lambda_group) < 0:
+            raise ValueError("lambda_h, lambda_j and lambda_group must be >= 0")
+        if self.max_time is not None and not self.max_time >= 0:
+            raise ValueError(f"max_time must be >= 0 seconds, got {self.max_time}")
+        if self.target_pearson is not None and not -1 <= self.target_pearson <= 1:
+            raise ValueError(f"target_pearson must be in [-1, 1], got {self.target_pearson}")
 
     def as_dict(self) -> dict:
         return asdict(self)

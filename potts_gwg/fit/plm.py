@@ -45,6 +45,16 @@ class PlmSettings:
     tolerance: float = 0.005
     history_size: int = 5
 
+    def __post_init__(self):
+        if min(self.lambda_h, self.lambda_j) < 0:
+            raise ValueError(f"lambda_h and lambda_j must be >= 0, got {self.lambda_h}, "
+                             f"{self.lambda_j}")
+        if self.max_iterations < 1 or self.history_size < 1:
+            raise ValueError(f"max_iterations and history_size must be >= 1, got "
+                             f"{self.max_iterations}, {self.history_size}")
+        if not self.tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+
     def as_dict(self) -> dict:
         return asdict(self)
 

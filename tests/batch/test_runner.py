@@ -161,3 +161,36 @@ def test_final_summary_of_a_shard_includes_a_shard_that_finished_meanwhile(tmp_p
     table = pd.read_csv(outdir / "summary.tsv", sep="\t")
     assert list(table["id"]) == ["a", "b", "c"] and list(table["status"]) == ["done"] * 3
     assert [record["status"] for record in first.records] == ["done"] * 3
+
+
+def test_a_script_without_a_main_guard_is_told_why_its_workers_died(tmp_path):
+    """Spawned workers import the caller's script again, which then starts another batch:
+    the family's message names the cause instead of only 'BrokenProcessPool'."""
+    manifest = write_manifest(tmp_path / "input")
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from potts_gwg.batch import BatchOptions, RunSettings, run_batch\n"
+        "from potts_gwg.fit.plm import PlmSettings\n"
+        f"result = run_batch({str(manifest)!r}, {str(tmp_path / 'out')!r}, "
+        "RunSettings(plm=PlmSettings(max_iterations=2)), BatchOptions(devices='cpu', "
+        "workers=1, threads=1, progress=False))\n"
+        "print(result.records[0]['message'])\n")
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                               timeout=120, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "call run_batch under 'if __name__ == \"__main__\":'" in completed.stdout
+
+
+def test_run_family_in_process_leaves_the_thread_count_as_it_was(tmp_path):
+    import torch
+
+    from potts_gwg.batch import FamilyTask, read_families, run_family, settings_hash
+
+    manifest = write_manifest(tmp_path / "input")
+    family = read_families(manifest)[0]
+    before = torch.get_num_threads()
+    task = FamilyTask(family=family, outdir=str(tmp_path / "out"), settings=settings(),
+                      settings_hash=settings_hash(family, settings()), device="cpu",
+                      threads=1 if before != 1 else 2)
+    assert run_family(task)["status"] == "done"
+    assert torch.get_num_threads() == before

@@ -210,3 +210,16 @@ def test_gpu_fit_recovers_known_couplings(known_model, sampler):
     correlation = np.corrcoef(zero_sum_gauge(J_true)[upper].ravel(),
                               zero_sum_gauge(result.J)[upper].ravel())[0, 1]
     assert correlation > 0.98
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_chains": 1}, "n_chains must be >= 2"), ({"check_every": 0}, "check_every must be >= 1"),
+    ({"max_iterations": 0}, "max_iterations must be >= 1"), ({"steps": 0}, "steps must be >= 1"),
+    ({"learning_rate": -1.0}, "learning_rate must be > 0"),
+    ({"lambda_j": -0.5}, "must be >= 0"), ({"max_time": -1.0}, "max_time must be >= 0"),
+    ({"target_pearson": 1.5}, r"target_pearson must be in \[-1, 1\]")])
+def test_bad_settings_are_refused_when_made(change, message):
+    """From Python they raised deep inside the fit (ZeroDivisionError for check_every = 0) or
+    ran silently (steps = 0 meant the default, a negative rate climbed downhill)."""
+    with pytest.raises(ValueError, match=message):
+        PcdSettings(**change)

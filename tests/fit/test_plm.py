@@ -144,3 +144,11 @@ def test_gpu_fit_matches_cpu_fit():
     gpu = fit_plm(x, torch.ones(300), 21, settings, device="cuda")
     assert gpu.objective == pytest.approx(cpu.objective, rel=1e-3)
     assert np.corrcoef(cpu.J.ravel(), gpu.J.ravel())[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("change", [{"lambda_j": -0.5}, {"lambda_h": -1.0},
+                                    {"max_iterations": 0}, {"history_size": 0},
+                                    {"tolerance": -0.1}])
+def test_bad_plm_settings_are_refused_when_made(change):
+    with pytest.raises(ValueError, match="must be >= "):
+        PlmSettings(**change)
