@@ -199,6 +199,12 @@ def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
     ``max_iterations`` or after ``max_time`` seconds.
     ``on_checkpoint(state)`` is called every ``checkpoint_interval`` seconds of wall time.
     """
+    if state.chains.shape[0] != settings.n_chains:
+        raise ValueError(f"the state has {state.chains.shape[0]} chains, the settings "
+                         f"n_chains={settings.n_chains}: continue with the state's own settings")
+    if (settings.optimizer == "adam") != bool(state.moments):
+        raise ValueError(f"the state was made for another optimizer than {settings.optimizer!r} "
+                         "(Adam keeps moments in the state): continue with its own settings")
     length = data.shape[1]
     n_effective = ordered_sum(weights)
     statistics = DataStatistics(data, n_states, weights)

@@ -223,3 +223,15 @@ def test_bad_settings_are_refused_when_made(change, message):
     ran silently (steps = 0 meant the default, a negative rate climbed downhill)."""
     with pytest.raises(ValueError, match=message):
         PcdSettings(**change)
+
+
+def test_a_state_continued_with_other_chains_or_optimizer_is_refused(known_model):
+    """fit_pcd silently kept the state's chain count, and an sgd state under Adam was a
+    KeyError deep inside the update."""
+    _, x = known_model
+    settings = PcdSettings(n_chains=16, steps=1, max_iterations=2, target_pearson=None)
+    weights, state = independent_start(x, settings)
+    with pytest.raises(ValueError, match="the state has 16 chains, the settings n_chains=32"):
+        fit_pcd(x, weights, N_STATES, state, dataclasses.replace(settings, n_chains=32))
+    with pytest.raises(ValueError, match="another optimizer than 'adam'"):
+        fit_pcd(x, weights, N_STATES, state, dataclasses.replace(settings, optimizer="adam"))
