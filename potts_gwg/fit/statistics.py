@@ -96,7 +96,8 @@ def correlations_pearson(pairs: Tensor, sites: Tensor, other_pairs: Tensor,
         row_bytes = 8 * n_states * length * n_states
         sites_per_block = 1 if sites.device.type == "cpu" else max(1, BLOCK_BYTES // row_bytes)
     flat, other_flat = sites.reshape(-1).double(), other_sites.reshape(-1).double()
-    site_of = torch.arange(length, device=sites.device).repeat_interleave(n_states)
+    site_of = (torch.arange(length, device=sites.device).repeat_interleave(n_states)
+               if sites_per_block > 1 else None)      # the site of each row/column
     totals = torch.zeros(5, dtype=torch.float64, device=sites.device)
     for first_site in range(0, length - 1, sites_per_block):
         last_site = min(first_site + sites_per_block, length - 1)

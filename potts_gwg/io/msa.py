@@ -31,7 +31,6 @@ line.
 
 from __future__ import annotations
 
-import collections
 import gzip
 import os
 import re
@@ -380,13 +379,11 @@ def _check_blocks(path: str, rows: list[_Record]) -> None:
                 raise InputError(f"this row is missing from alignment block {block + 1}", path,
                                  record=row.name, line=row.chunks[-1][0])
         widths = [len(row.chunks[block][1]) for row in rows]
-        counts = collections.Counter(widths)
-        width = max(counts, key=lambda value: (counts[value], value == widths[0]))
-        for row, row_width in zip(rows, widths):
-            if row_width != width:
-                raise InputError(f"rows differ in length: this row has {row_width} columns in "
-                                 f"alignment block {block + 1}, expected {width} (most rows)",
-                                 path, record=row.name, line=row.chunks[block][0])
+        width, odd = _expected_width(widths)
+        if odd is not None:
+            raise InputError(f"rows differ in length: this row has {widths[odd]} columns in "
+                             f"alignment block {block + 1}, expected {width} (most rows)",
+                             path, record=rows[odd].name, line=rows[odd].chunks[block][0])
 
 
 def _parse_clustal(path: str, lines: list[bytes]) -> list[_Record]:
@@ -430,22 +427,29 @@ def _raise_unknown_character(path: str, record: _Record, offset: int) -> None:
 
 
 def _common_width(path: str, records: list[_Record], rows: list[bytes], after: str) -> int:
-    """The length every row has; InputError naming the first row of another length.
-
-    The expected length is the most common one; among equally common ones, the first
-    record's (the query, usually): with two rows, the odd one out is then the second.
-    """
-    lengths = np.array([len(row) for row in rows])
-    values, counts = np.unique(lengths, return_counts=True)
-    common = values[counts == counts.max()]
-    width = int(lengths[0]) if lengths[0] in common else int(common[0])
-    odd = np.flatnonzero(lengths != width)
-    if odd.size:
-        record = records[odd[0]]
-        raise InputError(f"rows differ in length{after}: this row has {lengths[odd[0]]} "
+    """The length every row has; InputError naming the first row of another length."""
+    lengths = [len(row) for row in rows]
+    width, odd = _expected_width(lengths)
+    if odd is not None:
+        record = records[odd]
+        raise InputError(f"rows differ in length{after}: this row has {lengths[odd]} "
                          f"columns, expected {width} (most rows)", path, record=record.name,
                          line=record.line)
     return width
+
+
+def _expected_width(lengths: list[int]) -> tuple[int, int | None]:
+    """The most common of ``lengths`` and the index of the first other one (None if none).
+
+    Among equally common lengths the first row's (the query, usually): with two rows, the odd
+    one out is then the second; else the smallest.
+    """
+    array = np.array(lengths)
+    values, counts = np.unique(array, return_counts=True)
+    common = values[counts == counts.max()]
+    width = int(array[0]) if array[0] in common else int(common[0])
+    odd = np.flatnonzero(array != width)
+    return width, int(odd[0]) if odd.size else None
 
 
 class _PerRowInserts:
