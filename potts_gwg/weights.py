@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .fit.inputs import encoded_sequences
 from .fit.statistics import one_hot_rows
 from .ordered_sums import ordered_sum
 from .progress import progress_bar
@@ -42,6 +43,7 @@ SHELL_MEMBERS = 256          # most members per shell (fewer: more, smaller comp
 SHELL_WIDTH = 0.5            # a shell spans at most this fraction of D in distance
 PIVOTS = 16                  # centres whose distances filter a shell's candidates
 COMPARE_BLOCK_BYTES = 2**23   # bytes compared at once by the CPU kernel (stays in cache)
+MAX_STATES = 256             # states are compared as uint8 bytes
 CENTRE_SEED = 0              # centres are drawn with a fixed seed: the result never depends on it
 
 
@@ -51,7 +53,8 @@ def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int,
                      chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                      progress: bool | None = False, kernel: str | None = None
                      ) -> torch.Tensor:
-    """Weights (N,) float32 on ``device`` for encoded sequences ``indices`` (N, L).
+    """Weights (N,) float32 on ``device`` for encoded sequences ``indices`` (N, L) (numpy or
+    torch, integers in 0..n_states-1; anything else is a ``FitInputError``).
 
     ``theta`` in (0, 1] (1: only identical sequences are neighbours); anything else is a
     ValueError.
@@ -62,10 +65,13 @@ def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int,
     """
     if not 0.0 < theta <= 1.0:
         raise ValueError(f"theta must be in (0, 1], got {theta}")
+    if n_states > MAX_STATES:
+        raise ValueError(f"n_states must be at most {MAX_STATES} (states are compared as "
+                         f"bytes), got {n_states}")
     is_tensor = torch.is_tensor(indices)
     device = torch.device(device) if device is not None else (
         indices.device if is_tensor else torch.device("cpu"))
-    states = (indices.detach().cpu().numpy() if is_tensor else np.asarray(indices))
+    states = encoded_sequences(indices, n_states, device="cpu", dtype=torch.uint8).numpy()
     if states.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float32, device=device)
     unique_rows, row_of_sequence, multiplicity = _collapse_duplicates(states)
@@ -84,8 +90,6 @@ def effective_number(weights: torch.Tensor) -> float:
 def _collapse_duplicates(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique rows (U, L) uint8, each sequence's row (N,) and each row's multiplicity (U,)."""
     states = np.ascontiguousarray(states, dtype=np.uint8)
-    if states.shape[1] == 0:
-        return states[:1], np.zeros(len(states), dtype=np.int64), np.array([len(states)])
     keys = states.view(np.dtype((np.void, states.shape[1]))).ravel()
     _, first, row_of_sequence, multiplicity = np.unique(
         keys, return_index=True, return_inverse=True, return_counts=True)

@@ -40,6 +40,8 @@ from ..engine.potts import PottsEnergy
 from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
 from ..ordered_sums import ordered_sum
+from .inputs import (ArrayLike, FitInputError, encoded_sequences, potts_parameters,
+                     sequence_weight_vector)
 from .statistics import DataStatistics, pair_frequencies, site_frequencies
 
 SAMPLERS = ("gwg", "gibbs")
@@ -166,39 +168,55 @@ def J_from_couplings(couplings: Tensor, length: int, n_states: int) -> Tensor:
     return couplings.view(length, n_states, length, n_states).permute(0, 2, 1, 3).contiguous()
 
 
-def initial_state(h: Tensor, J: Tensor, data: Tensor, weights: Tensor, settings: PcdSettings,
-                  seed: int) -> PcdState:
+def initial_state(h: ArrayLike, J: ArrayLike, data: ArrayLike, weights: ArrayLike,
+                  settings: PcdSettings, seed: int) -> PcdState:
     """Start from (h, J); chains are data rows drawn in proportion to their weights, which
-    starts them near the model's distribution when (h, J) is already a good fit."""
+    starts them near the model's distribution when (h, J) is already a good fit.
+
+    ``h (L, q)``, ``J (L, L, q, q)``, ``data (N, L)`` and ``weights (N,)`` are numpy arrays or
+    torch tensors (checked by :mod:`.inputs`); the state lives on ``data``'s device.
+    """
+    h, J = potts_parameters(h, J, device=None)
+    data = encoded_sequences(data, h.shape[1], name="data")
+    h, J = h.to(data.device), J.to(data.device)
+    if h.shape[0] != data.shape[1]:
+        raise FitInputError(f"h and J are for L = {h.shape[0]} sites, data has "
+                            f"L = {data.shape[1]} columns")
+    weights = sequence_weight_vector(weights, data.shape[0], data.device)
     generator = torch.Generator(device=data.device)
     generator.manual_seed(seed)
-    rows = torch.multinomial(weights.to(torch.float32), settings.n_chains, replacement=True,
-                             generator=generator)
+    rows = torch.multinomial(weights, settings.n_chains, replacement=True, generator=generator)
     couplings = couplings_from_J(J)
     moments = {} if settings.optimizer != "adam" else {
         name: torch.zeros_like(tensor) for name, tensor in
         (("h_mean", h), ("h_square", h), ("couplings_mean", couplings),
          ("couplings_square", couplings))}
     return PcdState(h=h.clone(), couplings=couplings, moments=moments,
-                    chains=data[rows].long().clone(), scan_position=0,
+                    chains=data[rows], scan_position=0,
                     generator_state=generator.get_state(), window_sites=torch.zeros_like(h),
                     window_pairs=torch.zeros_like(couplings))
 
 
-def fit_pcd(data: Tensor, weights: Tensor, n_states: int, state: PcdState,
+def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
             settings: PcdSettings, on_iteration: ProgressCallback | None = None,
             on_checkpoint: CheckpointCallback | None = None,
             checkpoint_interval: float | None = None) -> PcdResult:
     """Run PCD from ``state`` (fresh from :func:`initial_state` or a restored checkpoint;
     it is not modified).
 
-    ``data`` (N, L) and ``weights`` (N,) on the fitting device. Stops when the Pearson
-    correlation of connected correlations reaches ``target_pearson`` (checked every
-    ``check_every`` iterations on the chains' statistics averaged over those iterations,
-    and only once the chains have made ``MIN_SWEEPS_BEFORE_TARGET`` sweeps), at
+    ``data`` (N, L) and ``weights`` (N,) (numpy or torch) are moved to the state's device.
+    Stops when the Pearson correlation of connected correlations reaches ``target_pearson``
+    (checked every ``check_every`` iterations on the chains' statistics averaged over those
+    iterations, and only once the chains have made ``MIN_SWEEPS_BEFORE_TARGET`` sweeps), at
     ``max_iterations`` or after ``max_time`` seconds.
     ``on_checkpoint(state)`` is called every ``checkpoint_interval`` seconds of wall time.
     """
+    device = state.chains.device
+    data = encoded_sequences(data, n_states, device, name="data")
+    weights = sequence_weight_vector(weights, data.shape[0], device)
+    if tuple(state.h.shape) != (data.shape[1], n_states):
+        raise FitInputError(f"the state is for (L, q) = {tuple(state.h.shape)}, the data and "
+                            f"n_states for {(data.shape[1], n_states)}")
     if state.chains.shape[0] != settings.n_chains:
         raise ValueError(f"the state has {state.chains.shape[0]} chains, the settings "
                          f"n_chains={settings.n_chains}: continue with the state's own settings")

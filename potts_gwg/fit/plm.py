@@ -27,6 +27,7 @@ import torch
 from ..errors import NumericalError
 from ..ordered_sums import ordered_dot, ordered_sum
 from ..row_sums import summed_rows
+from .inputs import encoded_sequences, sequence_weight_vector
 from .lbfgs import clear_history, lbfgs_init, lbfgs_step
 
 PSEUDOCOUNT_FOR_FIELDS = 1.0
@@ -157,10 +158,12 @@ def initial_fields(indices: torch.Tensor, weights: torch.Tensor, n_states: int) 
     return fields - fields.mean(dim=1, keepdim=True)
 
 
-def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states: int,
-            settings: PlmSettings | None = None, device: torch.device | str = "cpu",
+def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor,
+            n_states: int, settings: PlmSettings | None = None,
+            device: torch.device | str = "cpu",
             on_iteration: ProgressCallback | None = None) -> PlmResult:
-    """Fit h (L, q) and J (L, L, q, q) to encoded sequences ``indices`` (N, L) with weights (N,).
+    """Fit h (L, q) and J (L, L, q, q) to encoded sequences ``indices`` (N, L) with weights (N,)
+    (numpy or torch; checked by :mod:`.inputs`).
 
     Stops after ``max_iterations`` L-BFGS iterations, or (converged, as CCMpred) when the
     objective fell by less than the fraction ``tolerance`` over the last 5 iterations, or
@@ -171,9 +174,8 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
     settings = settings or PlmSettings()
     start = time.perf_counter()
     device = torch.device(device)
-    states = torch.as_tensor(np.asarray(indices) if not torch.is_tensor(indices) else indices)
-    states = states.to(device=device, dtype=torch.long)
-    weights = weights.to(device=device, dtype=torch.float32)
+    states = encoded_sequences(indices, n_states, device)
+    weights = sequence_weight_vector(weights, states.shape[0], device)
     length = states.shape[1]
     objective = _PlmObjective(states, weights, n_states, settings)
     n_fields = length * n_states
@@ -181,8 +183,8 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: torch.Tensor, n_states:
     def evaluate(flat: torch.Tensor) -> tuple[float, torch.Tensor]:
         value, gradient = objective.value_and_gradient(flat)
         if not math.isfinite(value):
-            raise NumericalError(f"PLM objective became {value}; try larger "
-                                 "--lambda-h/--lambda-j")
+            raise NumericalError(f"PLM objective became {value}; try larger penalties "
+                                 "(lambda_h, lambda_j; --lambda-h, --lambda-j)")
         return value, gradient
 
     start_point = torch.zeros(n_fields + n_fields ** 2, device=device)
