@@ -14,7 +14,7 @@ from potts_gwg.atomic import atomic_open, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
-from .options import device_option
+from .options import device_option, threads_option
 
 MAX_SEED = 2 ** 63 - 1
 
@@ -90,6 +90,7 @@ def _progress_option(function):
               help="Random seed (weights, data batches, chains); recorded in the model file. "
                    "[default: drawn at random]")
 @device_option
+@threads_option
 @_progress_option
 def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, base: bool,
           sampler: str, steps: int, iterations: int, batch_size: int, buffer_size: int,
@@ -160,6 +161,7 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
 @click.option("--seed", type=int, default=None,
               help="Random seed, recorded in the outputs.  [default: drawn at random]")
 @device_option
+@threads_option
 @_progress_option
 def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool,
            output: Path | None, png: Path | None, seed: int | None, device: str,
@@ -223,6 +225,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
 @click.option("--seed", type=int, default=None,
               help="Random seed of AIS, recorded in the output.  [default: drawn at random]")
 @device_option
+@threads_option
 @_progress_option
 def evaluate(model_path: Path, data_path: Path | None, split: str, ais: bool, temperatures: int,
              chains: int, steps_per_temperature: int, schedule: str, ema: bool,

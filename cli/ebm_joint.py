@@ -38,7 +38,7 @@ from potts_gwg.ebm.joint_train import (
 )
 from potts_gwg.errors import InputError
 
-from .options import device_option
+from .options import device_option, threads_option
 
 MAX_SEED = 2 ** 63 - 1
 DEFAULTS = JointTrainingConfig()
@@ -154,6 +154,7 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
               help="Sampler steps behind each panel of --plot (SMC: a tenth as many "
                    "temperatures).")
 @device_option
+@threads_option
 def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: int,
           learning_rate: float, sampler_steps: int, buffer_size: int, reinit_rate: float,
           step_size: float, temperature: float, mala: bool, label_sampler: str, missing: str,
@@ -251,6 +252,7 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG scatter of the samples (2-D data only).")
 @device_option
+@threads_option
 def sample(model_path: Path, n_samples: int, output: Path, given: str | None, method: str,
            steps: int, step_size: float | None, temperature: float | None, mala: bool | None,
            seed: int | None, plot: Path | None, device: str) -> None:
@@ -312,6 +314,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
 @click.option("--seed", type=int, default=None,
               help="Random seed of --method sample.  [default: drawn at random]")
 @device_option
+@threads_option
 def predict(model_path: Path, data: Path, method: str, samples: int, steps: int,
             output: Path | None, seed: int | None, device: str) -> None:
     """Predict the labels of the rows of DATA; prints the accuracy on its labelled rows."""

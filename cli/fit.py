@@ -21,6 +21,7 @@ from .options import (
     msa_options,
     pcd_options,
     plm_options,
+    threads_option,
 )
 
 
@@ -100,13 +101,12 @@ class _ProgressPrinter:
 @click.option("--max-memory", metavar="SIZE",
               help="Refuse fits estimated to need more than this (binary units: 8G = 8 GiB, "
                    "also 512M, 1.5GiB or bytes); default: the device's free memory.")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for torch (default: torch's choice, all cores).")
+@threads_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def command(msa, output, method, device, seed, msa_format, query, query_index, query_file,
             theta, lambda_h, lambda_j, max_iterations, tolerance, init, chains, steps,
             learning_rate, lambda_group, target_pearson, max_time, checkpoint_interval, resume,
-            lbfgs_history, max_memory, threads, quiet):
+            lbfgs_history, max_memory, quiet):
     """Fit a Potts model to the alignment MSA and write it as an .npz model file.
 
     MSA may be a3m, a2m/FASTA, Stockholm or PSICOV .aln, gzipped or not. The model holds
@@ -119,10 +119,6 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     if method == "plm" and given_for_pcd:
         raise InputError(f"{', '.join(given_for_pcd)}: only for --method gwg or gibbs "
                          "(this is a plm fit)")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     pcd = method != "plm"
     plm_settings, pcd_settings = method_settings(

@@ -49,6 +49,20 @@ def device_option(function):
         help="Where to compute; auto takes a GPU when present and says so.")(function)
 
 
+def _set_threads(context, parameter, threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def threads_option(function):
+    """``--threads N``: torch's CPU threads for this command (a shared machine's share)."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1), expose_value=False, callback=_set_threads,
+        help="CPU threads for torch (default: torch's choice, all cores).")(function)
+
+
 def plm_options(function, per_method: bool = False):
     """The sequence-weight and PLM settings shared by ``fit`` and ``batch``.
 

@@ -16,7 +16,7 @@ from potts_gwg.engine import GibbsSampler, GWGSampler, PottsEnergy, run_chains
 from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
 
-from .options import msa_options
+from .options import msa_options, threads_option
 
 MAX_SEED = 2 ** 63 - 1
 
@@ -45,6 +45,7 @@ MAX_SEED = 2 ** 63 - 1
                    "sequences.  [default: drawn at random, and recorded]")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where the chains run; auto takes a CUDA GPU when there is one.")
+@threads_option
 @click.option("--compare-msa", type=click.Path(dir_okay=False), metavar="MSA",
               help="Also report how well the samples reproduce this alignment's weighted "
                    "one-site frequencies and pair connected correlations (Pearson); its "

@@ -67,6 +67,23 @@ def test_same_seed_writes_the_same_file(tiny_model, tmp_path):
     assert run("a.fasta", "11") != run("c.fasta", "12")
 
 
+def test_threads_sets_torchs_threads_and_keeps_the_samples(tiny_model, tmp_path):
+    import torch
+
+    def run(threads):
+        out = tmp_path / f"{threads}.fasta"
+        args = ["sample", str(tiny_model), "-n", "12", "--seed", "5", "--device", "cpu",
+                "--threads", threads, "-o", str(out)]
+        assert CliRunner().invoke(main, args).exit_code == 0
+        assert torch.get_num_threads() == int(threads)   # the fixture restores it afterwards
+        return out.read_text()
+
+    assert run("2") == run("1")
+    refused = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "1", "-o",
+                                        str(tmp_path / "x.fasta"), "--threads", "0"])
+    assert refused.exit_code == 2 and "--threads" in refused.output
+
+
 def test_seed_is_drawn_and_recorded_when_not_given(tiny_model, tmp_path):
     out = tmp_path / "out.fasta"
     result = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "3", "--device", "cpu",
