@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from potts_gwg.errors import InputError
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
 from potts_gwg.pipeline import contacts_stage
 
@@ -12,7 +13,8 @@ from potts_gwg.pipeline import contacts_stage
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Where to write the ranked pairs (default: standard output; with --pdb "
-                   "or --json nothing is written unless -o is given).")
+                   "or --json nothing is written unless -o is given; with -o - the report "
+                   "goes to standard error).")
 @click.option("--format", "contact_format", type=click.Choice(CONTACT_FORMATS), default="tsv",
               show_default=True,
               help="tsv: i j score; mat: L x L matrix (CCMpred); casp: CASP RR; "
@@ -38,24 +40,32 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
     """
     if output is None and structure is None and not as_json:
         output = "-"
+    to_stdout = output == "-"
+    if to_stdout and as_json:
+        raise InputError("-o - and --json would both write to standard output: give -o FILE "
+                         "for the contacts")
     summary = contacts_stage(model, output, format=contact_format, apc=not no_apc,
                              min_separation=min_sep, structure=structure, chain=chain,
                              plot=plot)
     if as_json:
         click.echo(summary.as_json())
         return
+    # With the contacts on standard output, the report goes to stderr (a clean pipe).
+    def report(text: str) -> None:
+        click.echo(text, err=to_stdout)
+
     if summary.mapping is not None:
         mapping = summary.mapping
         chain = mapping["chain"].strip() or "(blank)"
-        click.echo(f"structure {mapping['structure']} chain {chain}: "
-                   f"{mapping['n_aligned']}/{summary.length} query positions aligned, "
-                   f"{mapping['n_with_coordinates']} with coordinates (C-beta, C-alpha for "
-                   f"Gly), identity {mapping['identity']:.3f}")
-        click.echo(_precision_text(summary.precision))
-    if output not in (None, "-"):
-        click.echo(f"wrote {contact_format} contacts to {output}")
+        report(f"structure {mapping['structure']} chain {chain}: "
+               f"{mapping['n_aligned']}/{summary.length} query positions aligned, "
+               f"{mapping['n_with_coordinates']} with coordinates (C-beta, C-alpha for "
+               f"Gly), identity {mapping['identity']:.3f}")
+        report(_precision_text(summary.precision))
+    if output is not None and not to_stdout:
+        report(f"wrote {contact_format} contacts to {output}")
     if summary.plot is not None:
-        click.echo(f"wrote contact map to {summary.plot}")
+        report(f"wrote contact map to {summary.plot}")
 
 
 def _precision_text(rows: list[dict]) -> str:

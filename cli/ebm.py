@@ -10,7 +10,7 @@ import click
 import numpy as np
 import torch
 
-from potts_gwg.atomic import atomic_open, output_target
+from potts_gwg.atomic import atomic_open, check_outputs, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
@@ -102,7 +102,7 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
     from potts_gwg.ebm.networks import EnergySpec, IndependentSites, build_energy
     from potts_gwg.ebm.trainer import PCDTrainer, TrainConfig
 
-    output_target(output)  # a bad -o is refused before the training, not after
+    output_target(output, inputs=(data_path,))  # refused before the training, not after
     dataset = load_dataset(data_path)
     data = torch.from_numpy(dataset.train)
     if resume:
@@ -176,6 +176,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
         raise InputError("nothing to write: give -o SAMPLES.npz and/or --png GRID.png")
     if n_samples < 1 or steps < 1:
         raise InputError(f"need -n >= 1 and --steps >= 1, got {n_samples}, {steps}")
+    check_outputs((output, png), inputs=(model_path,))
     saved = load_model_file(model_path)
     if png is not None and saved.spec.image_shape is None:
         raise InputError("--png needs image data; this model's data have no image_shape",
@@ -235,6 +236,7 @@ def evaluate(model_path: Path, data_path: Path | None, split: str, ais: bool, te
     from potts_gwg.ebm.data import load_dataset
     from potts_gwg.ebm.modelfile import load_model_file
 
+    check_outputs((output,), inputs=(model_path, data_path))
     saved = load_model_file(model_path)
     if data_path is None:
         if "data" not in saved.meta:

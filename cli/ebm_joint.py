@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from potts_gwg import __version__
-from potts_gwg.atomic import atomic_path
+from potts_gwg.atomic import atomic_path, check_outputs
 from potts_gwg.device import resolve_device
 from potts_gwg.ebm.joint import (
     JointSampler,
@@ -162,6 +162,7 @@ def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: in
           seed: int | None, plot: Path | None, plot_steps: int, device: str) -> None:
     """Fit a joint EBM to DATA by persistent contrastive divergence (missing labels: the
     paper's equation 8)."""
+    check_outputs((output, plot), inputs=(data,))
     try:
         widths = [int(width) for width in hidden.split(",")]
     except ValueError:
@@ -257,6 +258,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
            steps: int, step_size: float | None, temperature: float | None, mala: bool | None,
            seed: int | None, plot: Path | None, device: str) -> None:
     """Draw joint or conditional samples from a trained joint model."""
+    check_outputs((output, plot), inputs=(model_path,))
     where = resolve_device(device)
     joint, meta = load_joint_model(model_path, where)
     if plot is not None and joint.data_dim != 2:
@@ -318,6 +320,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
 def predict(model_path: Path, data: Path, method: str, samples: int, steps: int,
             output: Path | None, seed: int | None, device: str) -> None:
     """Predict the labels of the rows of DATA; prints the accuracy on its labelled rows."""
+    check_outputs((output,), inputs=(model_path, data))
     where = resolve_device(device)
     joint, _ = load_joint_model(model_path, where)
     x, y, labelled, _ = load_joint_data(data)

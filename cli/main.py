@@ -11,6 +11,7 @@ Set ``POTTS_GWG_DEBUG=1`` to see tracebacks of unexpected failures.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -24,10 +25,11 @@ from potts_gwg.device import (
     memory_estimate_scope,
     out_of_memory_error,
 )
-from potts_gwg.errors import PottsError
+from potts_gwg.errors import InputError, PottsError, ResourceError
+
+from .entry import EXIT_INTERRUPTED
 
 EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
@@ -76,7 +78,7 @@ class PottsGroup(click.Group):
             sys.exit(error.exit_code)
         except BrokenPipeError:
             # The reader of our output went away (e.g. `| head`): stop quietly.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _silence_standard_output()
             sys.exit(0)
         except Terminated:
             click.echo("error: terminated (SIGTERM)", err=True)
@@ -86,6 +88,15 @@ class PottsGroup(click.Group):
             sys.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except OSError as error:
+            # The system refused a read or write the command could not check beforehand
+            # (a full disk, standard output on /dev/full): say what and where, no traceback.
+            resource = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            where = (f"{error.filename}: " if error.filename is not None else
+                     "writing the output: " if resource or error.errno == errno.EIO else "")
+            click.echo(f"error: {where}{error.strerror or error}", err=True)
+            _silence_standard_output()  # the exit's flush of stdout would fail again
+            sys.exit(ResourceError.exit_code if resource else InputError.exit_code)
         except Exception as error:  # an unexpected bug: one line, traceback on request
             if is_out_of_memory(error):
                 resource_error = out_of_memory_error(error, self._options_of(ctx))
@@ -97,6 +108,10 @@ class PottsGroup(click.Group):
                        "rerun with POTTS_GWG_DEBUG=1 for the traceback and report it",
                        err=True)
             sys.exit(EXIT_INTERNAL)
+
+
+def _silence_standard_output() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @click.group(cls=PottsGroup, context_settings={"help_option_names": ["-h", "--help"],

@@ -85,7 +85,7 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
         raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
     to_stdout = str(output) == "-"
     if not to_stdout:
-        output_target(output)  # refused before sampling, not after
+        output_target(output, inputs=(model_path, compare_msa, query_file))  # before sampling
     model = load_model(model_path)
     length = model.length
     if compare_msa is not None:  # a bad alignment is refused before sampling, not after

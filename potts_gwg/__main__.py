@@ -1,5 +1,5 @@
 """``python -m potts_gwg`` runs the ``potts-gwg`` command line."""
 
-from potts_gwg.cli.main import main
+from potts_gwg.cli.entry import run
 
-main(prog_name="potts-gwg")
+run()

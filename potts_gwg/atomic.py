@@ -8,6 +8,7 @@ stays); a FIFO or a device (``/dev/stdout``) gets the finished bytes written int
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -17,14 +18,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import InputError
+from .errors import InputError, ResourceError
+
+# Of the output's name, at most this many characters go into its temporary's name, so a
+# legal name near the file system's 255-byte limit still leaves room for the random part.
+TEMPORARY_NAME_CHARACTERS = 120
 
 
-def output_target(path: str | os.PathLike) -> Path:
+def output_target(path: str | os.PathLike,
+                  inputs: tuple[str | os.PathLike | None, ...] = ()) -> Path:
     """The file that writing ``path`` changes: ``path`` itself, a symbolic link's target, or
-    the FIFO or device it names. Raises :class:`InputError` (naming ``path``) for a folder or
-    a parent that is not a folder, so commands can check their outputs before the work."""
+    the FIFO or device it names. Raises :class:`InputError` (naming ``path``) for a folder, a
+    parent that is not a folder, a folder this process cannot write, or a file that is one of
+    the command's ``inputs`` (also through a link), so commands check their outputs before
+    the work and never overwrite what they read."""
+    if str(path) == "-":
+        raise InputError("-: this output is a file (standard output is offered only for text "
+                         "such as contacts and samples); give a file name")
     given = Path(path)
+    for source in inputs:
+        if source is not None and _same_file(given, source):
+            raise InputError(f"is also an input of this command ({source}); writing it would "
+                             "destroy that input: give another output name", given)
     try:
         mode = os.stat(given).st_mode               # follows links
     except FileNotFoundError:
@@ -36,12 +51,34 @@ def output_target(path: str | os.PathLike) -> Path:
     if mode is not None and not stat.S_ISREG(mode):
         return given                                 # FIFO, device, socket: written into
     target = Path(os.path.realpath(given)) if given.is_symlink() else given
-    for parent in target.parents:
+    for parent in (target.parent, *target.parent.parents):
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise InputError(f"{parent} is not a folder", given)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(f"cannot write in the folder {parent} (permission denied)",
+                                 given)
             break
     return target
+
+
+def check_outputs(outputs: tuple[str | os.PathLike | None, ...],
+                  inputs: tuple[str | os.PathLike | None, ...]) -> None:
+    """:func:`output_target` for each given output (None: not asked for), before the work."""
+    for output in outputs:
+        if output is not None:
+            output_target(output, inputs=inputs)
+
+
+def _same_file(output: Path, source: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(output, source)
+    except OSError:                                  # either does not exist (yet)
+        return False
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name[:TEMPORARY_NAME_CHARACTERS]}."
 
 
 @contextlib.contextmanager
@@ -54,10 +91,14 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     target = output_target(path)
     special = target.exists() and not target.is_file()
-    if not special:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f"{suffix}.tmp",
-                                         dir=None if special else target.parent)
+    try:
+        if not special:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(target),
+                                             suffix=f"{suffix}.tmp",
+                                             dir=None if special else target.parent)
+    except OSError as error:
+        raise _write_error(error, target) from error
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -66,12 +107,27 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             with open(temporary_path, "rb") as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink)
         else:
-            # mkstemp creates 0600; give the file the permissions a plain open() would have.
-            os.chmod(temporary_path, 0o666 & ~_current_umask())
+            # mkstemp creates 0600: keep the replaced file's permissions, or give a new one
+            # those a plain open() would.
+            os.chmod(temporary_path, stat.S_IMODE(os.stat(target).st_mode) if target.exists()
+                     else 0o666 & ~_current_umask())
             os.replace(temporary_path, target)
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        raise _write_error(error, target) from error
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
+
+
+def _write_error(error: OSError, target: Path) -> InputError | ResourceError:
+    """A failed write as a one-line error naming the output, not its temporary file."""
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ResourceError(f"{target}: cannot write: {reason}; free some space or write "
+                             "elsewhere")
+    return InputError(f"cannot write: {reason}", target)
 
 
 def _current_umask() -> int:
@@ -99,7 +155,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     if target.exists() and not target.is_file():
         return []                                    # a FIFO or device has no temporaries
     removed = []
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+    for leftover in target.parent.glob(f"{glob.escape(_temporary_prefix(target))}*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
             removed.append(leftover)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import contextlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import torch
 
 from . import __version__
 from .alphabet import PROTEIN_ALPHABET
-from .atomic import output_target, remove_stale_temporaries
+from .atomic import atomic_open, atomic_path, output_target, remove_stale_temporaries
 from .contacts import contact_scores, frobenius_scores
 from .device import device_description, resolve_device
 from .errors import InputError
@@ -34,7 +36,8 @@ from .fit.checkpoint import (
 from .fit.memory import check_fit_memory
 from .fit.pcd import PcdSettings, default_steps, fit_pcd, initial_state
 from .fit.plm import PlmSettings, fit_plm, initial_fields
-from .io.contact_formats import write_contacts
+from .interrupts import held_interrupts
+from .io.contact_formats import dump_contacts
 from .io.model_file import PottsModel, load_model, save_model
 from .io.msa import read_alignment
 from .weights import effective_number, sequence_weights
@@ -109,7 +112,13 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
         raise InputError(f"--init {options.init}: unknown start (available: "
                          f"{', '.join(PCD_INITS)}, or a model file MODEL.npz)")
     output = Path(output) if output is not None else default_model_path(msa_path)
-    output_target(output)  # a bad output path is refused before the work, not after
+    # A bad output path is refused before the work, not after.
+    output_target(output, inputs=(msa_path, options.query_file,
+                                  None if options.init in PCD_INITS else options.init))
+    if options.method != "plm" and not options.resume and checkpoint_path(output).exists():
+        raise InputError("holds an earlier gwg/gibbs fit to this output, not finished: "
+                         "continue it with --resume, or delete it to start afresh",
+                         checkpoint_path(output))
     start = time.perf_counter()
     device = resolve_device(options.device, announce=report)
     # Seeded for the fit (the same model for a seed), the caller's generator left as it was.
@@ -216,8 +225,6 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
         state = _generator_for_device(state, device, options.seed, report)
     elif options.resume:
         report(f"no checkpoint at {checkpoint}; starting afresh")
-    elif checkpoint.exists():
-        report(f"replacing the old checkpoint {checkpoint} (use --resume to continue it)")
     if state is None:
         h0, J0, start_meta = _pcd_start(indices, weights, n_states, options, device, report,
                                         on_iteration)
@@ -231,9 +238,16 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
     def on_checkpoint(snapshot) -> None:
         save_checkpoint(checkpoint, snapshot, settings, fingerprint, start_meta)
 
-    result = fit_pcd(indices, weights, n_states, state, settings,
-                     on_iteration=on_pcd_iteration, on_checkpoint=on_checkpoint,
-                     checkpoint_interval=options.checkpoint_interval)
+    # With checkpoints on, Ctrl-C (or SIGTERM) stops after the running update and saves one.
+    with (held_interrupts(report) if options.checkpoint_interval is not None
+          else contextlib.nullcontext(lambda: False)) as stop_requested:
+        result = fit_pcd(indices, weights, n_states, state, settings,
+                         on_iteration=on_pcd_iteration, on_checkpoint=on_checkpoint,
+                         checkpoint_interval=options.checkpoint_interval,
+                         stop_requested=stop_requested)
+        if result.stop_reason == "interrupted":
+            report(f"interrupted after update {result.iterations}: {checkpoint} holds it; "
+                   "the same command with --resume continues")
     return result.h, result.J, {
         **start_meta,
         "hyperparameters": settings.as_dict(),
@@ -322,7 +336,9 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
     """Score the model's pairs, write them, and evaluate against a structure if given."""
     for path in (output, plot):
         if path is not None and str(path) != "-":
-            output_target(path)  # refused before the work, not after
+            output_target(path, inputs=(model_path, structure))  # refused before the work
+    if output is not None and plot is not None and Path(output) == Path(plot):
+        raise InputError("is given as both the contacts output and the --plot picture", plot)
     if plot is not None:
         from .plot import plot_format
 
@@ -351,16 +367,26 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
                            "n_aligned": mapping.n_aligned,
                            # aligned and with a Cβ (Cα for Gly): the positions scored
                            "n_with_coordinates": int(np.isfinite(np.diag(distances)).sum())}
-    if output is not None:
-        raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
-        write_contacts(output, format, scores, min_separation=min_separation,
-                       sequence=query_sequence if isinstance(query_sequence, str) else None,
-                       raw_scores=raw, target=Path(model_path).stem, apc=apc)
-        summary.output = Path(output)
+    figure = None
     if plot is not None:
-        from .plot import contact_map_png
+        from .plot import contact_map_figure, plot_format, save_figure
 
-        summary.plot = contact_map_png(plot, scores, distances,
-                                       min_separation=max(6, min_separation),
-                                       title=Path(model_path).stem)
+        figure = contact_map_figure(scores, distances, min_separation=max(6, min_separation),
+                                    title=Path(model_path).stem)
+    # The files are replaced together when both are written: a failure or Ctrl-C part way
+    # leaves both as they were.
+    with contextlib.ExitStack() as replaced_together:
+        if output is not None:
+            stream = sys.stdout if str(output) == "-" else replaced_together.enter_context(
+                atomic_open(output))
+            raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
+            dump_contacts(stream, format, scores, min_separation=min_separation,
+                          sequence=query_sequence if isinstance(query_sequence, str) else None,
+                          raw_scores=raw, target=Path(model_path).stem, apc=apc)
+            summary.output = Path(output)
+        if figure is not None:
+            extension = plot_format(plot)
+            save_figure(figure, replaced_together.enter_context(
+                atomic_path(plot, suffix=f".{extension}")), extension)
+            summary.plot = Path(plot)
     return summary

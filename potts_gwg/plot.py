@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from potts_gwg.atomic import atomic_path
 from potts_gwg.contacts import ranked_pairs
 from potts_gwg.errors import InputError
 from potts_gwg.evaluation import CONTACT_CUTOFF, native_contacts, precision_at
@@ -20,6 +22,37 @@ AXES_POINTS = 360  # approximate width of the square axes, in points
 PLOT_FORMATS = ("png", "pdf", "svg")  # chosen by the file name's extension
 
 
+def new_figure(**options):
+    """A matplotlib ``Figure`` drawn by Agg, without pyplot (no backend choice, no GUI).
+    ``options`` go to ``Figure`` (figsize, layout, ...)."""
+    _quiet_matplotlib_config()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _quiet_matplotlib_config() -> None:
+    """Matplotlib keeps a font cache in ~/.config/matplotlib; where that cannot be written
+    (HOME unset or read-only, as on some clusters) it warns on every run. Use a temporary
+    folder instead, removed at exit."""
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    try:
+        folder = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / \
+            "matplotlib"
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except (OSError, RuntimeError):                  # RuntimeError: no home folder at all
+        writable = False
+    if not writable:
+        temporary = tempfile.mkdtemp(prefix="potts-gwg-matplotlib-")
+        atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+        os.environ["MPLCONFIGDIR"] = temporary
+
+
 def plot_format(path: str | os.PathLike) -> str:
     """The picture format that ``path``'s extension asks for; InputError for any other."""
     extension = Path(path).suffix.lower().lstrip(".")
@@ -29,20 +62,21 @@ def plot_format(path: str | os.PathLike) -> str:
     return extension
 
 
-def contact_map_png(path: str | os.PathLike, scores: np.ndarray, distances: np.ndarray,
-                    min_separation: int = 6, top: int | None = None, title: str = "") -> Path:
-    """Write the contact map of (L, L) ``scores`` against (L, L) ``distances`` (Å) as a PNG,
-    PDF or SVG (by ``path``'s extension, see :func:`plot_format`).
+def save_figure(figure, path: str | os.PathLike, extension: str) -> None:
+    """Render ``figure`` into ``path`` (written directly) in ``extension``'s format."""
+    figure.savefig(path, format=extension, dpi=150)
+
+
+def contact_map_figure(scores: np.ndarray, distances: np.ndarray, min_separation: int = 6,
+                       top: int | None = None, title: str = ""):
+    """The contact map of (L, L) ``scores`` against (L, L) ``distances`` (Å), a matplotlib
+    ``Figure``.
 
     Lower triangle: native contacts (< 8 Å) with |i − j| ≥ min_separation, grey. Upper
     triangle: the ``top`` (default L) best-scored pairs with |i − j| ≥ min_separation,
     coloured contact / non-contact / unknown (no coordinates). Axes are 1-based query
     positions; the legend gives the precision (docs' definition, unknown pairs left out).
-    Written atomically; returns the path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     distances = np.asarray(distances, dtype=np.float64)
     length = distances.shape[0]
     top = length if top is None else top
@@ -55,8 +89,7 @@ def contact_map_png(path: str | os.PathLike, scores: np.ndarray, distances: np.n
     precision = precision_at(scores, distances, min_separation, top)
 
     marker_area = max(4.0, (0.7 * AXES_POINTS / length) ** 2)  # about one cell, in pt²
-    figure = Figure(figsize=(6.5, 7.5))
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(6.5, 7.5))
     axes = figure.add_subplot()
     # 1-based positions; row (y) = first index, so pairs above the diagonal have x > y.
     axes.scatter(native_i + 1, native_j + 1, s=marker_area, marker="s", color=NATIVE_COLOUR,
@@ -78,7 +111,4 @@ def contact_map_png(path: str | os.PathLike, scores: np.ndarray, distances: np.n
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize="small",
                 title=f"pairs with |i − j| ≥ {min_separation}", title_fontsize="small")
     figure.tight_layout()
-    extension = plot_format(path)
-    with atomic_path(path, suffix=f".{extension}") as temporary:
-        figure.savefig(temporary, format=extension, dpi=150)
-    return Path(path)
+    return figure

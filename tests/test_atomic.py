@@ -8,13 +8,12 @@ import threading
 
 import pytest
 
-from potts_gwg.atomic import atomic_open, output_target
-from potts_gwg.errors import InputError
+from potts_gwg.atomic import atomic_open, check_outputs, output_target
+from potts_gwg.errors import InputError, ResourceError
 
 
-def test_success_replaces_the_file_with_umask_permissions(tmp_path):
+def test_a_new_file_gets_umask_permissions(tmp_path):
     target = tmp_path / "out.txt"
-    target.write_text("old")
     with atomic_open(target) as stream:
         stream.write("new")
     assert target.read_text() == "new"
@@ -22,6 +21,63 @@ def test_success_replaces_the_file_with_umask_permissions(tmp_path):
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
     assert [path.name for path in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    target.chmod(0o640)
+    with atomic_open(target) as stream:
+        stream.write("new")
+    assert target.read_text() == "new" and target.stat().st_mode & 0o777 == 0o640
+
+
+def test_an_output_that_is_an_input_is_refused_also_through_a_link(tmp_path):
+    source = tmp_path / "family.fasta"
+    source.write_text(">q\nACD\n")
+    link = tmp_path / "link.fasta"
+    link.symlink_to(source)
+    for output in (source, link):
+        with pytest.raises(InputError, match="is also an input of this command .*family"
+                                             r"\.fasta\); writing it would destroy that input"):
+            output_target(output, inputs=(None, source))
+        with pytest.raises(InputError, match="is also an input"):
+            check_outputs((None, output), inputs=(link,))
+    assert source.read_text() == ">q\nACD\n"
+    assert output_target(tmp_path / "model.npz", inputs=(source,)) == tmp_path / "model.npz"
+
+
+def test_dash_is_refused_where_only_files_are_written(tmp_path):
+    with pytest.raises(InputError, match="^-: this output is a file"):
+        output_target("-")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder")
+def test_a_folder_without_write_permission_is_refused_before_the_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(InputError, match=r"out\.tsv: cannot write in the folder .*locked"):
+            output_target(locked / "deeper" / "out.tsv")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_name_near_the_limit_still_has_room_for_its_temporary(tmp_path):
+    target = tmp_path / ("a" * 250 + ".tsv")
+    with atomic_open(target) as stream:
+        stream.write("x")
+    assert target.read_text() == "x"
+    assert [path.name for path in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_failed_write_names_the_output_not_its_temporary():
+    with pytest.raises(ResourceError, match=r"^/dev/full: cannot write: No space left on "
+                                            "device; free some space"):
+        with atomic_open("/dev/full") as stream:
+            stream.write("x" * 100)
 
 
 def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -1,7 +1,9 @@
-"""The contact-map picture: a real PNG, written atomically, without touching pyplot."""
+"""The contact-map picture: real PNG, PDF or SVG files, without touching pyplot (atomic
+writing is ``contacts_stage``'s, tested in tests/test_pipeline.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 from potts_gwg.errors import InputError
-from potts_gwg.plot import contact_map_png
+from potts_gwg.plot import contact_map_figure, plot_format, save_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,37 +28,54 @@ def _example(length: int = 40) -> tuple[np.ndarray, np.ndarray]:
     return scores, distances
 
 
-def test_writes_a_png_and_no_temporary_file(tmp_path):
-    scores, distances = _example()
-    target = tmp_path / "maps" / "contacts.png"
-    written = contact_map_png(target, scores, distances, title="example")
-    assert written == target
-    data = target.read_bytes()
-    assert len(data) > 1000 and data.startswith(PNG_MAGIC)
-    assert [path.name for path in target.parent.iterdir()] == ["contacts.png"]
+def write(path, scores, distances, **options):
+    save_figure(contact_map_figure(scores, distances, **options), path, plot_format(path))
 
 
-def test_replaces_an_existing_file_with_chosen_top_and_separation(tmp_path):
+def test_writes_a_png(tmp_path):
     scores, distances = _example()
     target = tmp_path / "contacts.png"
-    target.write_text("old")
-    contact_map_png(target, scores, distances, min_separation=12, top=5)
-    assert target.read_bytes().startswith(PNG_MAGIC)
-    assert [path.name for path in tmp_path.iterdir()] == ["contacts.png"]
+    write(target, scores, distances, title="example")
+    data = target.read_bytes()
+    assert len(data) > 1000 and data.startswith(PNG_MAGIC)
+
+
+def test_top_and_separation_change_the_picture(tmp_path):
+    scores, distances = _example()
+    write(tmp_path / "a.png", scores, distances)
+    write(tmp_path / "b.png", scores, distances, min_separation=12, top=5)
+    assert (tmp_path / "b.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
 
 
 def test_pdf_and_svg_by_extension_other_extensions_refused(tmp_path):
     scores, distances = _example()
-    contact_map_png(tmp_path / "map.PDF", scores, distances)
-    contact_map_png(tmp_path / "map.svg", scores, distances)
+    write(tmp_path / "map.PDF", scores, distances)
+    write(tmp_path / "map.svg", scores, distances)
     assert (tmp_path / "map.PDF").read_bytes().startswith(b"%PDF")
     assert b"<svg" in (tmp_path / "map.svg").read_bytes()[:1000]
     with pytest.raises(InputError, match=r"map\.jpg: --plot writes png, pdf, svg"):
-        contact_map_png(tmp_path / "map.jpg", scores, distances)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["map.PDF", "map.svg"]
+        plot_format(tmp_path / "map.jpg")
 
 
 def test_import_leaves_the_matplotlib_backend_alone():
     code = ("import sys, potts_gwg.plot; "
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported at import time'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unwritable_home_gives_no_matplotlib_warnings(tmp_path):
+    """Matplotlib wants ~/.config/matplotlib; where it cannot be made (HOME is a file here,
+    as good as read-only for root) it printed two long warnings on every plot."""
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME")}
+    code = ("from potts_gwg.plot import new_figure\n"
+            "figure = new_figure(figsize=(2, 2))\n"
+            "figure.add_axes((0, 0, 1, 1)).plot([0, 1])\n"
+            f"figure.savefig({str(tmp_path / 'out.png')!r})\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**environment, "HOME": str(home)}, check=False)
+    assert result.returncode == 0 and result.stderr == ""
+    assert (tmp_path / "out.png").read_bytes().startswith(PNG_MAGIC)

@@ -159,6 +159,13 @@ def _worker_init(threads: int | None, parent: int, busy=None, cores: int = 1,
             os._exit(1)
     # Ctrl-C reaches the whole process group: the batch process decides what to do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a multiprocessing semaphore, registered with the batch's resource
+    # tracker; a worker killed on Ctrl-C leaves it behind, and the tracker warns at exit.
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     if threads:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[name] = str(threads)

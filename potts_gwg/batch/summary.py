@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_open, atomic_path
+from ..plot import new_figure
 
 SUMMARY_TSV = "summary.tsv"
 SUMMARY_JSON = "summary.json"
@@ -63,15 +64,11 @@ def write_summary(outdir: str | os.PathLike, records: list[dict], plot: bool = T
 
 def summary_png(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """Top-L, L/2, L/5 precision (|i-j| >= 6) per family, and top-L precision against L."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     scored = frame[frame["status"].eq("done") & frame["top_L_sep6"].notna()]
     scored = scored.sort_values("L", kind="stable")
     bars = len(scored) <= MAX_BARS
     width = min(20.0, max(8.0, 4.0 + 0.45 * len(scored))) if bars else 11.0
-    figure = Figure(figsize=(width, 4.6), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(width, 4.6), layout="constrained")
     per_family, versus_length = figure.subplots(
         1, 2, width_ratios=[max(1.2, len(scored) / 6) if bars else 1.2, 1])
     if scored.empty:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..plot import new_figure
 
 PIXELS_PER_CELL = 0.5  # inches per image in the grid (8×8 digits stay legible)
 
@@ -17,9 +18,6 @@ def image_grid_png(path: str | os.PathLike, rows: np.ndarray, image_shape: tuple
                    n_states: int, title: str = "") -> Path:
     """Write ``rows (n, H·W)`` of values in ``0..n_states-1`` as a near-square grid of
     grey-scale images (0 black, n_states − 1 white), atomically; returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     height, width = image_shape
     count = rows.shape[0]
     columns = math.ceil(math.sqrt(count))
@@ -30,9 +28,8 @@ def image_grid_png(path: str | os.PathLike, rows: np.ndarray, image_shape: tuple
         top, left = divmod(k, columns)
         y, x = gap + top * (height + gap), gap + left * (width + gap)
         canvas[y:y + height, x:x + width] = row.reshape(height, width) / (n_states - 1)
-    figure = Figure(figsize=(max(2.0, columns * PIXELS_PER_CELL),
-                             max(2.0, lines * PIXELS_PER_CELL) + (0.3 if title else 0)))
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(max(2.0, columns * PIXELS_PER_CELL),
+                                 max(2.0, lines * PIXELS_PER_CELL) + (0.3 if title else 0)))
     axes = figure.add_axes((0, 0, 1, 0.92 if title else 1))
     axes.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     axes.set_axis_off()

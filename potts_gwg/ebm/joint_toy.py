@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..atomic import atomic_path
+from ..plot import new_figure
 from .joint import (
     JointEnergy,
     JointSampler,
@@ -68,13 +69,9 @@ def scatter_panels_png(path: str | os.PathLike,
                        radius: float = RADIUS, mark_modes: bool = True) -> Path:
     """Scatter plots of 2-D points, one panel per (title, x ``(n, 2)``, colour ``(n,)`` ints or
     None), four to a row; ``mark_modes`` writes each toy mode's bits beside it. Atomic."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     columns = min(4, len(panels))
     rows = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(3.0 * columns, 3.1 * rows))
-    FigureCanvasAgg(figure)
+    figure = new_figure(figsize=(3.0 * columns, 3.1 * rows))
     points_all = torch.cat([points.detach().cpu() for _, points, _ in panels])
     limit = max(radius * 1.6, float(points_all.abs().quantile(0.99)) * 1.1)
     centres = mode_centres(N_MODES, radius)

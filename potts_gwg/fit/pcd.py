@@ -131,7 +131,7 @@ class PcdResult:
     J: np.ndarray             # (L, L, q, q) float32
     iterations: int
     seconds: float
-    stop_reason: str          # "target_pearson" | "max_iterations" | "max_time"
+    stop_reason: str          # "target_pearson" | "max_iterations" | "max_time" | "interrupted"
     pearson_pairs: float      # at the end, over the updates since the last check if any
     pearson_sites: float
     acceptance: float
@@ -200,7 +200,8 @@ def initial_state(h: ArrayLike, J: ArrayLike, data: ArrayLike, weights: ArrayLik
 def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
             settings: PcdSettings, on_iteration: ProgressCallback | None = None,
             on_checkpoint: CheckpointCallback | None = None,
-            checkpoint_interval: float | None = None) -> PcdResult:
+            checkpoint_interval: float | None = None,
+            stop_requested: Callable[[], bool] | None = None) -> PcdResult:
     """Run PCD from ``state`` (fresh from :func:`initial_state` or a restored checkpoint;
     it is not modified).
 
@@ -209,7 +210,9 @@ def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
     (checked every ``check_every`` iterations on the chains' statistics averaged over those
     iterations, and only once the chains have made ``MIN_SWEEPS_BEFORE_TARGET`` sweeps), at
     ``max_iterations`` or after ``max_time`` seconds.
-    ``on_checkpoint(state)`` is called every ``checkpoint_interval`` seconds of wall time.
+    ``on_checkpoint(state)`` is called every ``checkpoint_interval`` seconds of wall time,
+    and when ``stop_requested()`` (polled after each update) turns True: the fit then stops
+    with ``stop_reason`` "interrupted" (see :mod:`potts_gwg.interrupts`).
     """
     device = state.chains.device
     data = encoded_sequences(data, n_states, device, name="data")
@@ -326,6 +329,11 @@ def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
         if on_iteration is not None:
             on_iteration(PcdProgress(iteration, seconds, pearson_pairs, pearson_sites,
                                      acceptance))
+        if stop_requested is not None and stop_requested():
+            stop_reason = "interrupted"
+            if on_checkpoint is not None:
+                on_checkpoint(snapshot())
+            break
         if on_checkpoint is not None and checkpoint_interval is not None and \
                 time.monotonic() - last_checkpoint >= checkpoint_interval:
             on_checkpoint(snapshot())

@@ -1,18 +1,15 @@
 """Writers for contact predictions: tsv (default), CCMpred matrix, CASP RR, EVcouplings csv.
 
 Positions are 1-based query columns. Pairs are ranked by decreasing score (ties in (i, j)
-order). ``output`` is a path (written atomically) or ``"-"`` for standard output.
+order). The caller opens the stream (``contacts_stage``: an atomic file or standard output).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import IO
 
 import numpy as np
 
-from ..atomic import atomic_open
 from ..contacts import ranked_pairs
 
 CONTACT_FORMATS = ("tsv", "mat", "casp", "csv")
@@ -20,23 +17,13 @@ CASP_CUTOFF_ANGSTROM = 8
 CASP_SEQUENCE_LINE = 50
 
 
-def write_contacts(output: str | os.PathLike, format: str, scores: np.ndarray,
-                   min_separation: int = 1, sequence: str | None = None,
-                   raw_scores: np.ndarray | None = None, target: str = "target",
-                   apc: bool = True) -> None:
-    """Write ``scores`` (L, L) in ``format``; ``raw_scores`` (F before APC) for ``csv``;
-    ``apc`` says whether ``scores`` are APC-corrected (CASP's METHOD line)."""
+def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separation: int = 1,
+                  sequence: str | None = None, raw_scores: np.ndarray | None = None,
+                  target: str = "target", apc: bool = True) -> None:
+    """Write ``scores`` (L, L) in ``format`` into the text ``stream``; ``raw_scores`` (F before
+    APC) for ``csv``; ``apc`` says whether ``scores`` are APC-corrected (CASP's METHOD line)."""
     if format not in CONTACT_FORMATS:
         raise ValueError(f"unknown contact format {format!r}")
-    if str(output) == "-":
-        _write(sys.stdout, format, scores, min_separation, sequence, raw_scores, target, apc)
-        return
-    with atomic_open(output) as stream:
-        _write(stream, format, scores, min_separation, sequence, raw_scores, target, apc)
-
-
-def _write(stream: IO[str], format: str, scores, min_separation, sequence, raw_scores, target,
-           apc):
     if format == "mat":  # pairs closer than min_separation are written as 0, as CCMpred's i = j
         rows, columns = np.indices(scores.shape)
         matrix = np.where(np.abs(rows - columns) < min_separation, 0.0, scores)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -114,6 +115,30 @@ def test_rerun_skips_finished_families_and_retries_failed_ones(local_batch):
         in result.stderr
     assert {path: path.stat().st_mtime_ns for path in before} == before
     assert json.loads((outdir / "batch.json").read_text())["ran"] == ["broken"]
+
+
+def test_ctrl_c_to_the_terminals_process_group_is_one_line(tmp_path):
+    """Ctrl-C reaches the batch and its workers; the batch kills them and says so in one line
+    (a killed worker's tqdm semaphore made the resource tracker warn after it)."""
+    manifest, _ = make_manifest(tmp_path / "input")
+    outdir = tmp_path / "out"
+    command = [sys.executable, "-m", "potts_gwg", "batch", str(manifest), "-o", str(outdir),
+               "--workers", "1", *FAST]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (outdir / "sh3" / "done.json").exists() and process.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.rstrip().splitlines()[-1] == "error: interrupted", stderr
+    assert "Warning" not in stderr and "Traceback" not in stderr
 
 
 def test_kill_part_way_then_resume(tmp_path):

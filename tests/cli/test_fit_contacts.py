@@ -289,6 +289,60 @@ def test_unusable_output_paths_are_refused_before_the_work(example_model, tmp_pa
     assert sorted(path.name for path in tmp_path.iterdir()) == ["plain.txt"]
 
 
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(example_model, tmp_path):
+    msa = tmp_path / "family.fasta"
+    msa.write_bytes(EXAMPLE_MSA.read_bytes())
+    model = tmp_path / "model.npz"
+    model.write_bytes(Path(example_model).read_bytes())
+    for arguments in (["fit", msa, "-o", msa],
+                      ["contacts", model, "-o", model],
+                      ["contacts", model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                       "--plot", model],
+                      ["sample", model, "-n", "2", "-o", model],
+                      ["sample", model, "-n", "2", "-o", msa, "--compare-msa", msa]):
+        assert_clean_error(run(*arguments), "is also an input of this command")
+    assert msa.read_bytes() == EXAMPLE_MSA.read_bytes()
+    assert model.read_bytes() == Path(example_model).read_bytes()
+    assert_clean_error(run("contacts", model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                           "-o", tmp_path / "x.png", "--plot", tmp_path / "x.png"),
+                       "both the contacts output and the --plot picture")
+    assert_clean_error(run("fit", msa, "-o", "-"), "-: this output is a file")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["family.fasta", "model.npz"]
+
+
+def test_contacts_on_standard_output_keep_it_clean(example_model):
+    result = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                 "-o", "-")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("i\tj\tscore\n")
+    assert all(re.fullmatch(r"\d+\t\d+\t-?[\d.e+-]+", line)
+               for line in result.stdout.splitlines()[1:])
+    assert "|i-j|>=6" in result.stderr and "query positions aligned" in result.stderr
+    assert_clean_error(run("contacts", example_model, "--json", "-o", "-"),
+                       "-o - and --json would both write to standard output")
+
+
+def test_contacts_and_plot_are_replaced_together(example_model, tmp_path, monkeypatch):
+    """A failure while drawing keeps the old contacts file too (they were written one after
+    the other: the contacts were already replaced when the plot failed)."""
+    import potts_gwg.plot
+
+    contacts, picture = tmp_path / "c.tsv", tmp_path / "map.png"
+    contacts.write_text("old contacts")
+    picture.write_text("old picture")
+
+    def failing_save(figure, path, extension):
+        Path(path).write_text("half a picture")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(potts_gwg.plot, "save_figure", failing_save)
+    result = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                 "-o", contacts, "--plot", picture)
+    assert result.exit_code == 130 and "error: interrupted" in result.stderr
+    assert contacts.read_text() == "old contacts" and picture.read_text() == "old picture"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["c.tsv", "map.png"]
+
+
 def test_contacts_write_through_a_symbolic_link(example_model, tmp_path):
     real = tmp_path / "results" / "c.tsv"
     real.parent.mkdir()

@@ -86,6 +86,49 @@ def test_resume_after_sigkill_ends_identical(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
 
+def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
+    """With the default interval (300 s) no periodic checkpoint comes in a short run; Ctrl-C
+    still leaves one, of the last whole update, and exit 130 with no model file."""
+    output = tmp_path / "cut.npz"
+    command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "--method", "gwg",
+               "--seed", "3", "--max-iterations", "1000000", "-o", str(output),
+               *SMALL[:-1]]
+    process = subprocess.Popen(  # Ctrl-C as in a terminal, whatever the test runner ignores
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in process.stderr:                  # progress: the PCD loop is running
+            if line.startswith("gwg iteration"):
+                break
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+        assert process.wait(timeout=60) == 130, rest
+    finally:
+        process.kill()
+    assert "SIGINT: stopping after this update to save a checkpoint" in rest
+    assert re.search(r"interrupted after update \d+: .*cut\.checkpoint\.npz holds it", rest)
+    assert rest.rstrip().endswith("error: interrupted") and "Traceback" not in rest
+    assert checkpoint_iteration(checkpoint_path(output)) >= 1 and not output.exists()
+    resumed = run("fit", EXAMPLE_MSA, "--method", "gwg", "--seed", "3", "--max-iterations",
+                  checkpoint_iteration(checkpoint_path(output)) + 2, "-o", output, "--resume",
+                  *SMALL)
+    assert resumed.exit_code == 0, resumed.output
+    assert not checkpoint_path(output).exists() and output.exists()
+
+
+def test_a_fresh_fit_does_not_replace_an_unfinished_ones_checkpoint(tmp_path, single_thread,
+                                                                     interrupted_pcd_fit):
+    output = tmp_path / "cut.npz"
+    interrupted_pcd_fit(output, at_iteration=3)
+    before = checkpoint_path(output).read_bytes()
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", "--max-iterations", "5",
+                 *SMALL)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "cut.checkpoint.npz: holds an earlier gwg/gibbs fit to this output, not finished: " \
+           "continue it with --resume, or delete it" in result.stderr
+    assert checkpoint_path(output).read_bytes() == before and not output.exists()
+
+
 def test_resume_with_other_settings_is_refused_clearly(tmp_path, single_thread,
                                                        interrupted_pcd_fit):
     output = tmp_path / "cut.npz"

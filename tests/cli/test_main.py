@@ -132,6 +132,33 @@ def test_sigterm_during_a_fit_leaves_no_output(tmp_path):
     assert stdout == "" and list(outdir.iterdir()) == []
 
 
+def test_ctrl_c_while_the_command_line_loads_is_one_line():
+    """Importing torch takes seconds; a Ctrl-C then (here: raised by the import of the
+    commands) was a traceback from inside the import machinery."""
+    code = ("import sys\n"
+            "class Interrupting:\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name == 'potts_gwg.cli.main':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupting())\n"
+            "from potts_gwg.cli.entry import run\n"
+            "run()\n")
+    result = subprocess.run([sys.executable, "-c", code, "msa-info", "x"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == EXIT_INTERRUPTED
+    assert result.stderr == "error: interrupted\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_under_standard_output_is_one_line_exit_3(example_model):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "potts_gwg", "contacts",
+                                 str(example_model)], stdout=full, stderr=subprocess.PIPE,
+                                text=True, check=False)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr == "error: writing the output: No space left on device\n"
+
+
 # Refuses and records every attempt to reach the network: IP sockets, name lookups, connects.
 NETWORK_GUARD = '''
 import os

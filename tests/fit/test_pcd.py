@@ -72,6 +72,29 @@ def test_continuing_from_the_returned_state_equals_one_run(known_model, optimize
     assert torch.equal(rest.state.chains, whole.state.chains)
 
 
+def test_a_requested_stop_saves_the_state_after_a_whole_update(known_model, single_thread):
+    """Ctrl-C during a fit is polled after each update: the checkpoint then holds a whole
+    update, and continuing from it ends as the uninterrupted run."""
+    _, x = known_model
+    settings = PcdSettings(sampler="gwg", n_chains=64, steps=3, max_iterations=12,
+                           target_pearson=None)
+    weights, state = independent_start(x, settings)
+    whole = fit_pcd(x, weights, N_STATES, state, settings)
+    saved, polls = [], []
+
+    def requested() -> bool:
+        polls.append(True)
+        return len(polls) == 4
+
+    stopped = fit_pcd(x, weights, N_STATES, state, settings, on_checkpoint=saved.append,
+                      stop_requested=requested)
+    assert stopped.stop_reason == "interrupted" and stopped.iterations == 4
+    assert [checkpoint.iteration for checkpoint in saved] == [4]
+    rest = fit_pcd(x, weights, N_STATES, saved[0], settings)
+    assert rest.iterations == 12 and rest.stop_reason == "max_iterations"
+    assert np.array_equal(rest.J, whole.J) and np.array_equal(rest.h, whole.h)
+
+
 def test_same_seed_same_fit_other_seed_other_fit(known_model, single_thread):
     _, x = known_model
     settings = PcdSettings(n_chains=32, steps=2, max_iterations=4, target_pearson=None)

@@ -1,0 +1,80 @@
+"""Interrupts held until a safe point: the first waits, a second acts, nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from potts_gwg.interrupts import held_interrupts
+
+
+class Stopped(Exception):
+    pass
+
+
+def _raise_stopped(number, frame):
+    raise Stopped(number)
+
+
+def test_a_first_ctrl_c_is_held_then_raised_when_the_block_ends():
+    notices = []
+    steps_after = 0
+    with pytest.raises(KeyboardInterrupt):
+        with held_interrupts(notices.append) as requested:
+            assert not requested()
+            os.kill(os.getpid(), signal.SIGINT)
+            while not requested():      # delivered between bytecodes
+                pass
+            for _ in range(3):          # the loop goes on to its safe point
+                steps_after += 1
+    assert steps_after == 3
+    assert notices == ["SIGINT: stopping after this update to save a checkpoint "
+                       "(again to stop at once)"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_acts_at_once():
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with held_interrupts() as requested:
+            os.kill(os.getpid(), signal.SIGINT)
+            while not requested():
+                pass
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10**6):     # interrupted well before the end
+                pass
+            reached = True
+    assert not reached
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_goes_to_the_previous_handler_after_the_block():
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        with pytest.raises(Stopped):
+            with held_interrupts() as requested:
+                os.kill(os.getpid(), signal.SIGTERM)
+                while not requested():
+                    pass
+        assert signal.getsignal(signal.SIGTERM) is _raise_stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_ignored_signal_stays_ignored_and_nothing_is_requested():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with held_interrupts() as requested:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not requested()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_nothing_is_held_when_nothing_arrives():
+    with held_interrupts() as requested:
+        assert not requested()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
