@@ -60,9 +60,8 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
     n_sequences, length = indices.shape
     width = length * n_states
     total_weight = _total_weight(n_sequences, weights)
-    if weights is None:
-        weights = torch.ones(n_sequences, dtype=torch.float32, device=indices.device)
-    weights = weights.to(torch.float32)
+    if weights is not None:   # uniform (the PCD chains): the faster unweighted sums
+        weights = weights.to(torch.float32)
     total = torch.zeros(width, width, dtype=torch.float32, device=indices.device)
     site_offsets = torch.arange(length, device=indices.device) * n_states
     all_rows = torch.arange(width, device=indices.device)
@@ -75,8 +74,9 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
         # Where each row's picks begin (searchsorted, not bincount: no device-to-host sync)
         starts = torch.searchsorted(picked, all_rows)
         total += summed_rows(members, one_hot_rows(chunk, n_states), starts,
-                             per_sample_weights=weights[start:start + rows_per_chunk][members])
-    return total / total_weight
+                             per_sample_weights=None if weights is None else
+                             weights[start:start + rows_per_chunk][members])
+    return total.div_(total_weight)
 
 
 def correlations_pearson(pairs: Tensor, sites: Tensor, other_pairs: Tensor,
