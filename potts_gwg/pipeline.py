@@ -7,9 +7,9 @@ Both write atomically and return paths, so a batch runner can call them and resu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import contextlib
 import math
 import os
 import sys
