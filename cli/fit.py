@@ -109,8 +109,8 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
             lbfgs_history, max_memory, quiet):
     """Fit a Potts model to the alignment MSA and write it as an .npz model file.
 
-    MSA may be a3m, a2m/FASTA, Stockholm or PSICOV .aln, gzipped or not. The model holds
-    h (L, q), J (L, L, q, q), the alphabet and the settings (meta); read it with
+    MSA may be a3m, a2m/FASTA, Stockholm, Clustal or PSICOV .aln, gzipped or not. The model
+    holds h (L, q), J (L, L, q, q), the alphabet and the settings (meta); read it with
     `potts-gwg contacts`.
     """
     given_for_pcd = _given_options(("init", "chains", "steps", "learning_rate", "lambda_group",

@@ -8,7 +8,12 @@ import click
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.io.msa import read_alignment
-from potts_gwg.weights import DEFAULT_THETA, effective_number, sequence_weights
+from potts_gwg.weights import (
+    DEFAULT_THETA,
+    effective_number,
+    sequence_weights,
+    shallow_alignment_note,
+)
 
 from .options import msa_options
 
@@ -78,3 +83,6 @@ def command(msa, msa_format, query, query_index, query_file, theta, as_json, qui
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
+    shallow = shallow_alignment_note(n_effective, alignment.length)
+    if shallow is not None:
+        click.echo(f"warning: {shallow}", err=True)

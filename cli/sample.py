@@ -90,7 +90,11 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
     length = model.length
     if compare_msa is not None:  # a bad alignment is refused before sampling, not after
         if query is None and query_index is None and query_file is None:
-            query = model.meta.get("query_name")
+            # The fit's own query: its query file (if it had one and it is still there),
+            # else its record's name
+            query_file = model.meta.get("query_file")
+            if query_file is None or not Path(query_file).is_file():
+                query_file, query = None, model.meta.get("query_name")
         data, data_weights = _weighted_alignment(compare_msa, model, theta, msa_format, query,
                                                  query_index, query_file)
     chains = chains or min(n_samples, 100)

@@ -40,7 +40,7 @@ from .interrupts import held_interrupts
 from .io.contact_formats import dump_contacts
 from .io.model_file import PottsModel, load_model, save_model
 from .io.msa import read_alignment
-from .weights import effective_number, sequence_weights
+from .weights import effective_number, sequence_weights, shallow_alignment_note
 
 FIT_METHODS = ("plm", "gwg", "gibbs")
 PCD_INITS = ("plm", "independent")
@@ -111,7 +111,12 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     if options.init not in PCD_INITS and not str(options.init).endswith(".npz"):
         raise InputError(f"--init {options.init}: unknown start (available: "
                          f"{', '.join(PCD_INITS)}, or a model file MODEL.npz)")
-    output = Path(output) if output is not None else default_model_path(msa_path)
+    if output is None:
+        output = default_model_path(msa_path)
+        if output.exists():
+            report(f"replacing {output}, the default output for this alignment (-o names "
+                   "another file)")
+    output = Path(output)
     # A bad output path is refused before the work, not after.
     output_target(output, inputs=(msa_path, options.query_file,
                                   None if options.init in PCD_INITS else options.init))
@@ -154,6 +159,9 @@ def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device
     n_effective = effective_number(weights)
     report(f"weights: Neff={n_effective:.1f} (theta={options.theta}), "
            f"Neff/L={n_effective / alignment.length:.2f}")
+    shallow = shallow_alignment_note(n_effective, alignment.length)
+    if shallow is not None:
+        report(f"warning: {shallow}")
     for leftover in remove_stale_temporaries(output):
         report(f"removed {leftover}, left by an earlier run that was killed while writing")
     meta = {
@@ -165,6 +173,8 @@ def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device
         "msa_format": alignment.format,
         "query_name": alignment.query_name,
         "query_sequence": alignment.query_sequence,
+        "query_file": (None if options.query_file is None
+                       else str(Path(options.query_file).resolve())),
         "n_sequences": alignment.n_sequences,
         "n_effective": round(n_effective, 4),
         "length": alignment.length,
@@ -357,9 +367,15 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
             raise InputError("model meta has no query_sequence of length L, needed to map "
                              "the query onto the structure", model_path)
         from .evaluation import precision_table
-        from .io.structure import query_distances
+        from .io.structure import NotTheQueryError, query_distances
 
-        distances, mapping, residues = query_distances(query_sequence, structure, chain)
+        try:
+            distances, mapping, residues = query_distances(query_sequence, structure, chain)
+        except NotTheQueryError as error:
+            name = model.meta.get("query_name")
+            raise InputError(f"{error}; the model's query is the record {name!r}: if that is "
+                             "not this protein, fit again with --query, --query-index or "
+                             "--query-file") from None
         summary.precision = precision_table(scores, distances)
         summary.mapping = {"structure": str(structure), "chain": residues.chain_id,
                            "identity": round(mapping.identity, 4),

@@ -43,6 +43,7 @@ SHELL_MEMBERS = 256          # most members per shell (fewer: more, smaller comp
 SHELL_WIDTH = 0.5            # a shell spans at most this fraction of D in distance
 PIVOTS = 16                  # centres whose distances filter a shell's candidates
 COMPARE_BLOCK_BYTES = 2**23   # bytes compared at once by the CPU kernel (stays in cache)
+SHALLOW_NEFF_PER_LENGTH = 1.0  # below this, coevolution contacts are mostly noise
 MAX_STATES = 256             # states are compared as uint8 bytes
 CENTRE_SEED = 0              # centres are drawn with a fixed seed: the result never depends on it
 
@@ -80,6 +81,17 @@ def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int,
                                 theta, chunk_bytes, kernel)
     neighbours = counter.count(progress)
     return 1.0 / neighbours[torch.as_tensor(row_of_sequence).to(device)]
+
+
+def shallow_alignment_note(n_effective: float, length: int) -> str | None:
+    """A warning for alignments too shallow for reliable contacts (Neff/L below
+    SHALLOW_NEFF_PER_LENGTH), or None."""
+    ratio = n_effective / length
+    if ratio >= SHALLOW_NEFF_PER_LENGTH:
+        return None
+    return (f"Neff/L = {ratio:.2f} is below {SHALLOW_NEFF_PER_LENGTH:g}: too few effective "
+            "sequences per position for reliable contacts (expect few correct ones; a deeper "
+            "alignment helps)")
 
 
 def effective_number(weights: torch.Tensor) -> float:

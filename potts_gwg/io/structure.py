@@ -82,12 +82,13 @@ def read_chain(path: str | os.PathLike, chain: str | None = None) -> ChainResidu
     present = ", ".join(repr(name) for name in chains)
     if chain is None:
         if len(chains) > 1:
-            raise InputError(f"several chains ({present}); choose one", path)
+            raise InputError(f"several chains ({present}); choose one with --chain", path)
         (chain_id,) = chains
     else:
         chain_id = chain if chain.strip() and chain != "(blank)" else " "
         if chain_id not in chains:
-            raise InputError(f"no chain {chain!r}; chains present: {present}", path)
+            blank = " (a blank id: omit --chain)" if list(chains) == [" "] else ""
+            raise InputError(f"no chain {chain!r}; chains present: {present}{blank}", path)
     residues = [r for r in chains[chain_id] if _is_amino_acid(r)]
     return ChainResidues(
         chain_id=chain_id,
@@ -98,6 +99,11 @@ def read_chain(path: str | os.PathLike, chain: str | None = None) -> ChainResidu
         unobserved=[(residue_id, _one_letter(name))
                     for residue_id, name in unobserved.get(chain_id, [])],
     )
+
+
+class NotTheQueryError(InputError):
+    """The structure's chain is another protein than the query (or the query is not the
+    record the user meant)."""
 
 
 def map_query_to_chain(query_sequence: str, residues: ChainResidues,
@@ -123,9 +129,12 @@ def map_query_to_chain(query_sequence: str, residues: ChainResidues,
     identity = n_identical / n_aligned if n_aligned else 0.0
     coverage = n_aligned / len(query)
     if identity < MIN_IDENTITY or coverage < MIN_COVERAGE:
-        raise InputError(
-            f"chain {residues.chain_id!r} is not the query protein: identity {identity:.3f} "
-            f"(need {MIN_IDENTITY}), coverage {coverage:.3f} (need {MIN_COVERAGE})", path)
+        # End gaps are free: an unrelated sequence is placed beside the chain, not on it.
+        detail = ("the sequences do not align" if n_aligned == 0 else
+                  f"identity {identity:.3f} (need {MIN_IDENTITY}), coverage {coverage:.3f} "
+                  f"(need {MIN_COVERAGE})")
+        raise NotTheQueryError(f"chain {residues.chain_id!r} is not the query protein: "
+                               f"{detail}", path)
     return QueryMapping(residue_of_position, identity, coverage, n_aligned)
 
 

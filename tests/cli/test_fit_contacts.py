@@ -49,6 +49,17 @@ def test_fit_writes_a_model_with_meta_and_summary(tmp_path):
     assert model.meta["hyperparameters"]["lambda_j"] == 0.2
 
 
+def test_the_default_output_says_when_it_replaces_a_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = run("fit", EXAMPLE_MSA, "--max-iterations", "2")
+    assert first.exit_code == 0 and "replacing" not in first.stderr
+    again = run("fit", EXAMPLE_MSA, "--max-iterations", "2")
+    assert again.exit_code == 0
+    assert "replacing PF00018_2O9S.npz, the default output for this alignment (-o names " \
+           "another file)" in again.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["PF00018_2O9S.npz"]
+
+
 def test_fit_is_deterministic_for_a_seed(tmp_path):
     for name in ("a.npz", "b.npz"):
         assert run("fit", EXAMPLE_MSA, "-o", tmp_path / name, "--device", "cpu",
@@ -247,8 +258,24 @@ def test_structure_of_another_protein_is_refused(example_model, tmp_path):
         pytest.skip("shared benchmark data not present")
     output = tmp_path / "c.tsv"
     result = run("contacts", example_model, "--pdb", other, "-o", output)
-    assert_clean_error(result, "1RX2.pdb")
+    assert_clean_error(result, "1RX2.pdb", "is not the query protein",
+                       "the model's query is the record '2O9S_A': if that is not this "
+                       "protein, fit again with --query, --query-index or --query-file")
     assert not output.exists()
+
+
+def test_a_query_unrelated_to_the_chain_is_said_not_to_align(tmp_path):
+    """The first record of 1atzA's alignment is a distant homologue of the structure's
+    protein: end gaps being free, nothing aligns (it said identity 0.000, coverage 0.000)."""
+    family = SHARED_DATA / "families" / "1atzA"
+    if not family.exists():
+        pytest.skip("shared benchmark data not present")
+    model = tmp_path / "first.npz"
+    assert run("fit", family / "1atzA.fas", "-o", model, "--max-iterations", "2",
+               "--threads", "1").exit_code == 0
+    result = run("contacts", model, "--pdb", family / "1atzA.pdb")
+    assert_clean_error(result, "is not the query protein: the sequences do not align; the "
+                       "model's query is the record")
 
 
 def test_a_structure_that_covers_too_little_of_the_query_writes_nothing(example_model,
@@ -336,8 +363,11 @@ def test_contacts_and_plot_are_replaced_together(example_model, tmp_path, monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(potts_gwg.plot, "save_figure", failing_save)
-    result = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
-                 "-o", contacts, "--plot", picture)
+    try:
+        result = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                     "-o", contacts, "--plot", picture)
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C escaped the command line")
     assert result.exit_code == 130 and "error: interrupted" in result.stderr
     assert contacts.read_text() == "old contacts" and picture.read_text() == "old picture"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["c.tsv", "map.png"]

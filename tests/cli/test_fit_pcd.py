@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -88,30 +90,39 @@ def test_resume_after_sigkill_ends_identical(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
     """With the default interval (300 s) no periodic checkpoint comes in a short run; Ctrl-C
-    still leaves one, of the last whole update, and exit 130 with no model file."""
+    still leaves one, of the last whole update, and exit 130 with no model file. (--max-time
+    bounds a child that would ignore the Ctrl-C: the test then fails, it does not hang.)"""
     output = tmp_path / "cut.npz"
-    command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "--method", "gwg",
-               "--seed", "3", "--max-iterations", "1000000", "-o", str(output),
-               *SMALL[:-1]]
-    process = subprocess.Popen(  # Ctrl-C as in a terminal, whatever the test runner ignores
-        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    command = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+               "signal.default_int_handler); from potts_gwg.cli.entry import run; run()",
+               "fit", str(EXAMPLE_MSA), "--method", "gwg", "--seed", "3", "--max-iterations",
+               "1000000", "--max-time", "120", "-o", str(output), *SMALL[:-1]]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr],
+                              daemon=True)
+    reader.start()
     try:
-        for line in process.stderr:                  # progress: the PCD loop is running
-            if line.startswith("gwg iteration"):
-                break
+        seen = []
+        while not any(line.startswith("gwg iteration") for line in seen):  # PCD is running
+            seen.append(lines.get(timeout=120))
         process.send_signal(signal.SIGINT)
-        rest = process.stderr.read()
-        assert process.wait(timeout=60) == 130, rest
+        assert process.wait(timeout=120) == 130, "".join(seen)
     finally:
         process.kill()
+        process.wait()
+    reader.join(timeout=30)                            # to the end of stderr
+    while not lines.empty():
+        seen.append(lines.get())
+    rest = "".join(seen)
     assert "SIGINT: stopping after this update to save a checkpoint" in rest
     assert re.search(r"interrupted after update \d+: .*cut\.checkpoint\.npz holds it", rest)
     assert rest.rstrip().endswith("error: interrupted") and "Traceback" not in rest
     assert checkpoint_iteration(checkpoint_path(output)) >= 1 and not output.exists()
     resumed = run("fit", EXAMPLE_MSA, "--method", "gwg", "--seed", "3", "--max-iterations",
-                  checkpoint_iteration(checkpoint_path(output)) + 2, "-o", output, "--resume",
-                  *SMALL)
+                  checkpoint_iteration(checkpoint_path(output)) + 2, "--max-time", "120", "-o",
+                  output, "--resume", *SMALL)
     assert resumed.exit_code == 0, resumed.output
     assert not checkpoint_path(output).exists() and output.exists()
 

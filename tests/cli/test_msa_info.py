@@ -92,3 +92,20 @@ def test_help_describes_the_options():
     assert result.exit_code == 0
     for option in ("--format", "--query", "--query-index", "--query-file", "--theta", "--json"):
         assert option in result.stdout
+
+
+def test_a_shallow_alignment_is_warned_about(tmp_path):
+    shallow = tmp_path / "shallow.fasta"
+    # a-b and a-c are neighbours at 80 % identity, b-c not: Neff = 1/3 + 1/2 + 1/2, L = 10
+    shallow.write_text(">a\nACDEFGHIKL\n>b\nACDEFGHIKV\n>c\nMCDEFGHIRL\n")
+    result = run(str(shallow))
+    assert result.exit_code == 0
+    assert result.stderr == ("warning: Neff/L = 0.13 is below 1: too few effective sequences "
+                             "per position for reliable contacts (expect few correct ones; a "
+                             "deeper alignment helps)\n")
+    fit = CliRunner().invoke(main, ["fit", str(shallow), "-o", str(tmp_path / "m.npz"),
+                                    "--max-iterations", "2"])
+    assert fit.exit_code == 0 and "warning: Neff/L = 0.13 is below 1" in fit.stderr
+    example = Path(__file__).resolve().parents[2] / "data" / "PF00018_2O9S" / \
+        "PF00018_2O9S.fasta"
+    assert "Neff/L" not in run(str(example)).stderr

@@ -215,6 +215,13 @@ def test_compare_msa_takes_the_query_options(example_model, tmp_path):
     result = CliRunner().invoke(main, [*arguments, "--query-file", str(query)])
     assert result.exit_code == 0, result.output
     assert "samples vs" in result.stdout
+    # A model fitted with --query-file names it in its meta: no option needed then.
+    fitted = tmp_path / "fitted.npz"
+    assert CliRunner().invoke(main, ["fit", str(msa), "--query-file", str(query), "-o",
+                                     str(fitted), "--max-iterations", "2"]).exit_code == 0
+    own = CliRunner().invoke(main, ["sample", str(fitted), *arguments[2:]])
+    assert own.exit_code == 0, own.output
+    assert "samples vs" in own.stdout
 
 
 def test_compare_msa_needs_a_protein_model(tiny_model, tmp_path):

@@ -33,8 +33,12 @@ def test_read_only_arrays_are_copied_without_a_warning(sequences):
     frozen = sequences.copy()
     frozen.flags.writeable = False
     with warnings.catch_warnings():
-        warnings.simplefilter("error")   # torch's "not writable" warning fails the test
-        assert torch.equal(encoded_sequences(frozen, Q), torch.as_tensor(sequences))
+        warnings.simplefilter("error")   # torch's "not writable" warning (once per process)
+        states = encoded_sequences(frozen, Q)
+    assert torch.equal(states, torch.as_tensor(sequences))
+    assert not np.shares_memory(states.numpy(), frozen)   # a copy, not a view torch warns of
+    writable = encoded_sequences(sequences, Q)
+    assert np.shares_memory(writable.numpy(), sequences)  # no copy where none is needed
 
 
 @pytest.mark.parametrize("bad, problem", [

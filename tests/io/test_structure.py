@@ -210,7 +210,8 @@ def test_renumbering_jump_is_not_a_missing_loop():
 @needs_data
 def test_several_chains_need_a_choice():
     path = _family("PHO85_2PK9")["structure"]
-    with pytest.raises(InputError, match=r"2PK9\.pdb.*several chains.*'A', 'B'"):
+    with pytest.raises(InputError, match=r"2PK9\.pdb.*several chains.*'A', 'B'.*"
+                                         r"choose one with --chain"):
         read_chain(path)
     assert len(read_chain(path, "A").sequence) == 287
 
@@ -219,6 +220,13 @@ def test_several_chains_need_a_choice():
 def test_absent_chain():
     with pytest.raises(InputError, match=r"1RX2\.pdb.*no chain 'Z'; chains present: 'A'"):
         read_chain(_family("DHFR_1RX2")["structure"], "Z")
+
+
+@needs_data
+def test_a_blank_chain_id_says_to_omit_the_option():
+    with pytest.raises(InputError, match=r"no chain 'A'; chains present: ' ' \(a blank id: "
+                                         r"omit --chain\)"):
+        read_chain(_family("1atzA")["structure"], "A")
 
 
 @needs_data
