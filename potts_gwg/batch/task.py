@@ -325,6 +325,8 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
                          max_memory=settings.max_memory, pcd=settings.pcd,
                          init=settings.init,
                          resume=True)  # a rerun continues a killed gwg/gibbs fit
+    if family.structure is not None:   # a wrong chain or query fails before the fit
+        _check_structure(family, log)
     progress = _IterationLog(log, record)
     fit = fit_stage(family.msa, folder / MODEL, options, report=log, on_iteration=progress)
     record.update(L=fit.length, N=fit.n_sequences, Neff=round(fit.n_effective, 4),
@@ -351,6 +353,26 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
         log(f"evaluation vs {family.structure}: top-L precision "
             f"{top.get((6, 'L'), float('nan')):.3f} (|i-j|>=6), identity "
             f"{contacts.mapping['identity']:.3f}")
+
+
+def _check_structure(family, log: _Log) -> None:
+    """Read the structure's chain and map the alignment's query onto it, as the contacts
+    stage will: an error here costs seconds, after the fit it cost the fit."""
+    from ..errors import InputError
+    from ..io.msa import read_alignment
+    from ..io.structure import NotTheQueryError, map_query_to_chain, read_chain
+
+    residues = read_chain(family.structure, family.chain)
+    alignment = read_alignment(family.msa, format=family.format, query=family.query,
+                               query_index=family.query_index, query_file=family.query_file)
+    try:
+        mapping = map_query_to_chain(alignment.query_sequence, residues, family.structure)
+    except NotTheQueryError as error:
+        raise InputError(f"{error}; the query is the record {alignment.query_name!r} "
+                         f"(query {family.query_description()}): if that is not this "
+                         "protein, give another in the manifest's query column") from None
+    log(f"structure {family.structure} chain {residues.chain_id!r}: identity "
+        f"{mapping.identity:.3f}, coverage {mapping.coverage:.3f} (checked before the fit)")
 
 
 def _failure(error: BaseException) -> dict:

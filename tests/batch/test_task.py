@@ -319,3 +319,30 @@ def test_settings_json_records_what_a_gwg_fit_used(tmp_path):
     (tmp_path / "sh3" / "settings.json").write_text(json.dumps(resolved_settings(task)))
     assert _settings_of(tmp_path / "sh3") == json.loads(json.dumps(settings.hashed()))
     assert resolved_settings(task)["fit"]["pcd"]["n_chains"] == 64
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"chain": "Z"}, "no chain 'Z'; chains present: 'A'"),
+    ({"structure": str(REPO_ROOT.parent / "shared" / "data" / "families" / "DHFR_1RX2"
+                       / "1RX2.pdb")},
+     "is not the query protein"),
+])
+def test_a_wrong_chain_or_structure_fails_before_the_fit(tmp_path, changes, message):
+    """It failed at the contacts stage, after the whole fit, and the model was thrown away."""
+    family = example_family(**changes)
+    if not Path(family.structure).exists():
+        pytest.skip("shared benchmark data not present")
+    record = run_family(task_for(family, tmp_path))
+    assert record["status"] == "failed" and record["exit_code"] == 2
+    assert message in record["message"]
+    log = (tmp_path / "sh3" / "log.txt").read_text()
+    assert "fit plm" not in log and "plm iteration" not in log
+    if "structure" in changes:
+        assert "the query is the record '2O9S_A' (query first): if that is not this protein, " \
+               "give another in the manifest's query column" in record["message"]
+
+
+def test_the_structure_check_is_logged(finished):
+    task, _ = finished
+    log = (Path(task.outdir) / "sh3" / "log.txt").read_text()
+    assert "chain 'A': identity 1.000, coverage 1.000 (checked before the fit)" in log
