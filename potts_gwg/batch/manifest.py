@@ -104,24 +104,41 @@ def read_manifest(path: str | os.PathLike, msa_format: str | None = None) -> lis
     folder = path.resolve().parent
     families: list[FamilySpec] = []
     seen: dict[str, int] = {}
+    problems: list[InputError] = []   # every bad row is reported at once, not one per run
     for index in range(header_index + 1, len(rows)):
         row, line = rows[index], index + 1
         if not any(cell.strip() for cell in row) or row[0].startswith("#"):
             continue
-        if len(row) > len(header):
-            raise InputError(f"{len(row)} fields but the header has {len(header)} "
-                             f"(is the file {'tab' if delimiter == chr(9) else 'comma'}-separated "
-                             "throughout?)", path, line=line)
-        values = {key: (row[position].strip() if position < len(row) else "")
-                  for key, position in columns.items()}
-        family = _family(path, line, folder, values, msa_format)
-        key = family.id.casefold()
-        if key in seen:
-            raise InputError(f"duplicate id {family.id!r} (first on line {seen[key]}; ids name "
-                             "output folders and must be unique, ignoring case)", path, line=line)
+        try:
+            if len(row) > len(header):
+                raise InputError(f"{len(row)} fields but the header has {len(header)} (is the "
+                                 f"file {'tab' if delimiter == chr(9) else 'comma'}-separated "
+                                 "throughout?)", path, line=line)
+            values = {key: (row[position].strip() if position < len(row) else "")
+                      for key, position in columns.items()}
+            family = _family(path, line, folder, values, msa_format)
+            key = family.id.casefold()
+            if key in seen:
+                raise InputError(f"duplicate id {family.id!r} (first on line {seen[key]}; ids "
+                                 "name output folders and must be unique, ignoring case)", path,
+                                 line=line)
+        except InputError as error:
+            problems.append(error)
+            continue
         seen[key] = line
         families.append(family)
+    if problems:
+        raise _all_problems(problems, path)
     return families
+
+
+def _all_problems(problems: list[InputError], path: Path) -> InputError:
+    """One error (one line) for every bad row: the first in full, the others after it."""
+    if len(problems) == 1:
+        return problems[0]
+    prefix = f"{path}, "
+    parts = [str(problem).removeprefix(prefix) for problem in problems]
+    return InputError(f"{len(problems)} bad rows: " + "; ".join(parts), path)
 
 
 def read_folder(folder: str | os.PathLike, msa_format: str | None = None) -> list[FamilySpec]:

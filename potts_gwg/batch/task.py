@@ -43,6 +43,7 @@ from ..errors import InputError, PottsError
 from ..fit.checkpoint import checkpoint_path
 from ..fit.pcd import PcdSettings
 from ..fit.plm import PlmSettings
+from ..io.contact_formats import CONTACT_FORMATS
 from .manifest import FamilySpec
 
 MODEL = "model.npz"
@@ -274,9 +275,12 @@ def resolved_settings(task: FamilyTask) -> dict:
 
 
 def clear_family_folder(folder: Path, settings: RunSettings) -> None:
-    """Remove a run's outputs (the done marker first) and any temporary files from
-    ``folder`` (the family's or the run's)."""
-    for name in output_names(settings) + [LOG]:
+    """Remove a run's outputs (the done marker first), the contacts of any other format (an
+    earlier run's with other settings) and any temporary files from ``folder`` (the family's
+    or the run's)."""
+    other_contacts = [f"contacts.{name}" for name in CONTACT_FORMATS
+                      if f"contacts.{name}" != settings.contacts_name]
+    for name in output_names(settings) + other_contacts + [LOG]:
         try:
             (folder / name).unlink()
         except FileNotFoundError:
@@ -358,7 +362,6 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
 def _check_structure(family, log: _Log) -> None:
     """Read the structure's chain and map the alignment's query onto it, as the contacts
     stage will: an error here costs seconds, after the fit it cost the fit."""
-    from ..errors import InputError
     from ..io.msa import read_alignment
     from ..io.structure import NotTheQueryError, map_query_to_chain, read_chain
 

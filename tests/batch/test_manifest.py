@@ -95,6 +95,24 @@ def test_manifest_errors_name_the_file_and_line(tmp_path, msa, text, fragments):
         assert fragment in message, message
 
 
+def test_every_bad_row_is_reported_at_once(tmp_path, msa):
+    """Three mistakes took three runs to find, one error each."""
+    manifest = write(tmp_path / "m.tsv", "id\tmsa\tquery\n"
+                     "a\ta.fasta\tbad:1\n"
+                     "a\ta.fasta\tfirst\n"
+                     "b\tmissing.fasta\tfirst\n"
+                     "A\ta.fasta\tfirst\n")
+    with pytest.raises(InputError) as caught:
+        read_families(manifest)
+    message = str(caught.value)
+    assert message.startswith(f"{manifest}: 3 bad rows: line 2: family a: bad query form "
+                              "'bad:1'")
+    assert "; line 4: family b: msa file 'missing.fasta' not found" in message
+    assert message.endswith("; line 5: duplicate id 'A' (first on line 3; ids name output "
+                            "folders and must be unique, ignoring case)")
+    assert "\n" not in message
+
+
 def test_missing_input_and_empty_folder(tmp_path):
     with pytest.raises(InputError, match="no such manifest file or folder"):
         read_families(tmp_path / "nothing.tsv")

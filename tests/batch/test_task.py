@@ -346,3 +346,14 @@ def test_the_structure_check_is_logged(finished):
     task, _ = finished
     log = (Path(task.outdir) / "sh3" / "log.txt").read_text()
     assert "chain 'A': identity 1.000, coverage 1.000 (checked before the fit)" in log
+
+
+def test_contacts_of_another_format_go_when_the_format_changes(tmp_path):
+    family = example_family()
+    first = run_family(task_for(family, tmp_path, dataclasses.replace(
+        SETTINGS, contacts_format="casp")))
+    assert first["status"] == "done" and (tmp_path / "sh3" / "contacts.casp").exists()
+    again = run_family(task_for(family, tmp_path))
+    assert again["status"] == "done"
+    names = {path.name for path in (tmp_path / "sh3").iterdir()}
+    assert "contacts.tsv" in names and "contacts.casp" not in names
