@@ -108,7 +108,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
                 continue
             records[family.id] = base_record(family.id, digest, settings.method, "pending")
             to_run.append(FamilyTask(family=family, settings=settings, outdir=str(outdir),
-                                     settings_hash=digest))
+                                     settings_hash=digest, reuse_fit=options.resume))
         skipped = [family.id for family in selected if records[family.id].get("resumed")]
         where = _describe(options, slots)
         shard = f" (shard {options.shard[0]}/{options.shard[1]}: {len(selected)} of " \

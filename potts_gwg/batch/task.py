@@ -29,6 +29,7 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
 import traceback
@@ -53,6 +54,9 @@ SETTINGS = "settings.json"
 RUN = ".run"  # the folder a run works in until it has succeeded
 LOG = "log.txt"
 DONE = "done.json"
+# What a result record says about the fit (taken over when a rerun reuses the model)
+FIT_FIELDS = ("L", "N", "Neff", "device", "fit_s", "iterations", "converged", "objective",
+              "peak_gpu_bytes")
 ERROR = "error.json"
 EXIT_INTERNAL = 70
 LOG_EVERY_SECONDS = 5.0
@@ -102,6 +106,7 @@ class FamilyTask:
     settings_hash: str
     device: str = "cpu"
     threads: int | None = None
+    reuse_fit: bool = True   # take the finished model of the same fit (False: --no-resume)
 
 
 def settings_hash(family: FamilySpec, settings: RunSettings, digests: dict | None = None) -> str:
@@ -111,17 +116,27 @@ def settings_hash(family: FamilySpec, settings: RunSettings, digests: dict | Non
     thread counts and memory limits are not either.
     """
     digests = {} if digests is None else digests
-    document = {
-        "msa": file_digest(family.msa, digests),
-        "format": family.format,
-        "query": {"name": family.query, "index": family.query_index,
-                  "file": None if family.query_file is None
-                  else file_digest(family.query_file, digests)},
-        "structure": None if family.structure is None
-        else file_digest(family.structure, digests),
-        "chain": family.chain,
-        **settings.hashed(),
-    }
+    return _digest({**_fit_inputs(family, digests),
+                    "structure": None if family.structure is None
+                    else file_digest(family.structure, digests),
+                    "chain": family.chain, **settings.hashed()})
+
+
+def fit_hash(family: FamilySpec, settings: RunSettings, digests: dict | None = None) -> str:
+    """SHA-256 over what decides the model alone (alignment, query, fit settings): a rerun
+    that changes only the structure or the contacts settings reuses the finished model."""
+    digests = {} if digests is None else digests
+    return _digest({**_fit_inputs(family, digests), "fit": settings.hashed()["fit"]})
+
+
+def _fit_inputs(family: FamilySpec, digests: dict) -> dict:
+    return {"msa": file_digest(family.msa, digests), "format": family.format,
+            "query": {"name": family.query, "index": family.query_index,
+                      "file": None if family.query_file is None
+                      else file_digest(family.query_file, digests)}}
+
+
+def _digest(document: dict) -> str:
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -331,15 +346,25 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
                          resume=True)  # a rerun continues a killed gwg/gibbs fit
     if family.structure is not None:   # a wrong chain or query fails before the fit
         _check_structure(family, log)
-    progress = _IterationLog(log, record)
-    fit = fit_stage(family.msa, folder / MODEL, options, report=log, on_iteration=progress)
-    record.update(L=fit.length, N=fit.n_sequences, Neff=round(fit.n_effective, 4),
-                  device=fit.device, fit_s=round(fit.seconds, 3), iterations=fit.iterations,
-                  converged=fit.converged, objective=fit.objective,
-                  peak_gpu_bytes=fit.peak_memory_bytes)
-    log(f"fit {settings.method}: N={fit.n_sequences} L={fit.length} Neff={fit.n_effective:.1f}, "
-        f"{fit.iterations} iterations ({'converged' if fit.converged else 'at the limit'}), "
-        f"{fit.seconds:.1f} s on {fit.device}")
+    record["fit_hash"] = fit_hash(family, settings)
+    earlier = _reusable_fit(folder.parent, record["fit_hash"]) if task.reuse_fit else None
+    if earlier is not None:
+        shutil.copyfile(folder.parent / MODEL, folder / MODEL)
+        record.update({name: earlier.get(name) for name in FIT_FIELDS})
+        log(f"fit: reused {folder.parent / MODEL} of the run finished {earlier.get('finished')} "
+            "(same alignment, query and fit settings; only the structure or the contacts "
+            "settings changed)")
+    else:
+        progress = _IterationLog(log, record)
+        fit = fit_stage(family.msa, folder / MODEL, options, report=log, on_iteration=progress)
+        record.update(L=fit.length, N=fit.n_sequences, Neff=round(fit.n_effective, 4),
+                      device=fit.device, fit_s=round(fit.seconds, 3),
+                      iterations=fit.iterations, converged=fit.converged,
+                      objective=fit.objective, peak_gpu_bytes=fit.peak_memory_bytes)
+        log(f"fit {settings.method}: N={fit.n_sequences} L={fit.length} "
+            f"Neff={fit.n_effective:.1f}, {fit.iterations} iterations "
+            f"({'converged' if fit.converged else 'at the limit'}), {fit.seconds:.1f} s on "
+            f"{fit.device}")
     plot = folder / CONTACT_MAP if settings.contact_map and family.structure else None
     contacts = contacts_stage(folder / MODEL, folder / settings.contacts_name,
                               format=settings.contacts_format, apc=settings.apc,
@@ -357,6 +382,19 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
         log(f"evaluation vs {family.structure}: top-L precision "
             f"{top.get((6, 'L'), float('nan')):.3f} (|i-j|>=6), identity "
             f"{contacts.mapping['identity']:.3f}")
+
+
+def _reusable_fit(folder: Path, expected_fit_hash: str) -> dict | None:
+    """The record of the finished run in ``folder`` whose model came from the same alignment,
+    query and fit settings, if its model file is there intact; else None."""
+    marker = _read_json(folder / DONE)
+    if not marker or not isinstance(marker.get("result"), dict):
+        return None
+    result, size = marker["result"], (marker.get("outputs") or {}).get(MODEL)
+    if result.get("fit_hash") != expected_fit_hash or size is None:
+        return None
+    model = folder / MODEL
+    return result if model.is_file() and model.stat().st_size == size else None
 
 
 def _check_structure(family, log: _Log) -> None:

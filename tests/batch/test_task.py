@@ -357,3 +357,47 @@ def test_contacts_of_another_format_go_when_the_format_changes(tmp_path):
     assert again["status"] == "done"
     names = {path.name for path in (tmp_path / "sh3").iterdir()}
     assert "contacts.tsv" in names and "contacts.casp" not in names
+
+
+def test_a_rerun_that_changes_only_the_contacts_reuses_the_model(tmp_path):
+    """Adding contact maps or another format to hundreds of finished families refitted
+    every one of them."""
+    family = example_family()
+    first = run_family(task_for(family, tmp_path))
+    model = tmp_path / "sh3" / "model.npz"
+    fitted = model.read_bytes()
+    maps = dataclasses.replace(SETTINGS, contact_map=True, contacts_format="casp")
+    second = run_family(task_for(family, tmp_path, maps))
+    assert second["status"] == "done", second
+    log = (tmp_path / "sh3" / "log.txt").read_text()
+    assert "fit: reused" in log and "plm iteration" not in log
+    assert model.read_bytes() == fitted
+    assert (tmp_path / "sh3" / "contact_map.png").exists()
+    assert {key: second[key] for key in ("L", "N", "Neff", "iterations", "fit_s")} == \
+        {key: first[key] for key in ("L", "N", "Neff", "iterations", "fit_s")}
+    assert second["precision"] == first["precision"]
+
+    refit = dataclasses.replace(maps, plm=PlmSettings(max_iterations=4))
+    third = run_family(task_for(family, tmp_path, refit))
+    assert third["status"] == "done" and third["iterations"] == 4
+    assert "fit: reused" not in (tmp_path / "sh3" / "log.txt").read_text()
+
+
+def test_a_damaged_model_is_not_reused(tmp_path):
+    family = example_family()
+    run_family(task_for(family, tmp_path))
+    with open(tmp_path / "sh3" / "model.npz", "ab") as stream:
+        stream.write(b"damage")
+    again = run_family(task_for(family, tmp_path, dataclasses.replace(
+        SETTINGS, contacts_format="mat")))
+    assert again["status"] == "done"
+    assert "fit: reused" not in (tmp_path / "sh3" / "log.txt").read_text()
+
+
+def test_no_resume_refits_even_the_same_fit(tmp_path):
+    family = example_family()
+    run_family(task_for(family, tmp_path))
+    task = dataclasses.replace(task_for(family, tmp_path, dataclasses.replace(
+        SETTINGS, contacts_format="mat")), reuse_fit=False)
+    assert run_family(task)["status"] == "done"
+    assert "fit: reused" not in (tmp_path / "sh3" / "log.txt").read_text()
