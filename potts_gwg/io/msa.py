@@ -31,6 +31,7 @@ line.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import os
 import re
@@ -57,6 +58,7 @@ SEQUENCE_LINE = re.compile(rb"[A-Za-z.*-]+")
 LINE_END_NULS = re.compile(rb"(?m)^\x00+|\x00+(?=[ \t]*$)")
 NOT_A_RESIDUE = b"-.*"      # query letters whose columns are not positions
 RESIDUE_RANGE = re.compile(r"(.+)/\d+-\d+")              # a Stockholm name NAME/start-end
+CLOSE_NAME_RATIO = 0.8   # a record name this similar to an unknown --query is suggested
 CLUSTAL_HEADERS = (b"CLUSTAL", b"MUSCLE", b"PROBCONS")   # first words of Clustal-format files
 CONSENSUS_LINE = re.compile(rb"[*:. ]+")                # Clustal's conservation line
 
@@ -529,8 +531,10 @@ def _query_record_index(path: str, names: list[str], query: str | None,
             matches = [index for index, name in enumerate(names)
                        if (found := RESIDUE_RANGE.fullmatch(name)) and found[1] == query]
         if not matches:
+            close = difflib.get_close_matches(query, names, n=3, cutoff=CLOSE_NAME_RATIO)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise InputError(f"query {query!r} is not the name of any of the {len(names)} "
-                             "records", path)
+                             f"records{hint}", path)
         if len(matches) > 1:
             numbers = ", ".join(str(index + 1) for index in matches[:5])
             more = ", ..." if len(matches) > 5 else ""

@@ -267,6 +267,17 @@ def test_query_name_without_its_residue_range(tmp_path):
         read_alignment(other, query="tr")  # only a residue range is left out
 
 
+def test_an_unknown_query_name_suggests_close_ones(tmp_path):
+    path = write(tmp_path, "named.fa", ">seq_2634\nACD\n>P0ABQ4.1 DHFR\nACD\n>other\nACD\n")
+    with pytest.raises(InputError, match=r"query 'seq2634' is not the name of any of the 3 "
+                                         r"records; did you mean 'seq_2634'\?$"):
+        read_alignment(path, query="seq2634")
+    with pytest.raises(InputError, match=r"did you mean 'P0ABQ4\.1'\?$"):
+        read_alignment(path, query="P0ABQ4")
+    with pytest.raises(InputError, match=r"any of the 3 records$"):
+        read_alignment(path, query="unrelated")
+
+
 def test_psicov_rows_have_no_insert_states(tmp_path):
     lower = read_alignment(write(tmp_path, "lower.aln", "acdefghik\nacd-fghik\n"))
     assert (lower.format, lower.insert_mode, lower.query_sequence) == ("aln", "none", "ACDEFGHIK")
