@@ -352,7 +352,7 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
     if plot is not None:
         from .plot import plot_format
 
-        plot_format(plot)
+        extension = plot_format(plot)  # an unknown picture format is refused before the work
     model = load_model(model_path)
     scores = contact_scores(model.J, model.alphabet, apc=apc)
     query_sequence = model.meta.get("query_sequence")
@@ -385,7 +385,7 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
                            "n_with_coordinates": int(np.isfinite(np.diag(distances)).sum())}
     figure = None
     if plot is not None:
-        from .plot import contact_map_figure, plot_format, save_figure
+        from .plot import contact_map_figure, save_figure
 
         figure = contact_map_figure(scores, distances, min_separation=max(6, min_separation),
                                     title=Path(model_path).stem)
@@ -401,7 +401,6 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
                           raw_scores=raw, target=Path(model_path).stem, apc=apc)
             summary.output = Path(output)
         if figure is not None:
-            extension = plot_format(plot)
             save_figure(figure, replaced_together.enter_context(
                 atomic_path(plot, suffix=f".{extension}")), extension)
             summary.plot = Path(plot)

@@ -344,10 +344,10 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
                          max_memory=settings.max_memory, pcd=settings.pcd,
                          init=settings.init,
                          resume=True)  # a rerun continues a killed gwg/gibbs fit
-    if family.structure is not None:   # a wrong chain or query fails before the fit
-        _check_structure(family, log)
     record["fit_hash"] = fit_hash(family, settings)
     earlier = _reusable_fit(folder.parent, record["fit_hash"]) if task.reuse_fit else None
+    if earlier is None and family.structure is not None:
+        _check_structure(family, log)  # a wrong chain or query fails before the fit
     if earlier is not None:
         shutil.copyfile(folder.parent / MODEL, folder / MODEL)
         record.update({name: earlier.get(name) for name in FIT_FIELDS})
