@@ -22,6 +22,9 @@ from potts_gwg.pipeline import contacts_stage
 @click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
 @click.option("--min-sep", type=click.IntRange(min=1), default=1, show_default=True,
               help="Only pairs with j - i >= K in the output (mat: closer pairs are 0).")
+@click.option("--top", type=click.IntRange(min=1), metavar="N",
+              help="Write only the N highest-scoring pairs (after --min-sep); precision and "
+                   "--plot still use all pairs. Not with --format mat.")
 @click.option("--pdb", "structure", type=click.Path(dir_okay=False), metavar="STRUCTURE",
               help="PDB or mmCIF file (gzipped or not) of the query: report precision.")
 @click.option("--chain", metavar="C", help="Chain of STRUCTURE (needed if it has several).")
@@ -30,7 +33,11 @@ from potts_gwg.pipeline import contacts_stage
                    "the file's extension.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON summary (precision table, mapping) instead of text.")
-def command(model, output, contact_format, no_apc, min_sep, structure, chain, plot, as_json):
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress notes (the 'wrote FILE' lines); the structure mapping and "
+                   "precision table of --pdb, and errors, are still printed.")
+def command(model, output, contact_format, no_apc, min_sep, top, structure, chain, plot,
+            as_json, quiet):
     """Predict contacts from the Potts MODEL file written by `potts-gwg fit`.
 
     Scores are Frobenius norms of the zero-sum-gauged couplings over the 20 amino acids,
@@ -38,6 +45,9 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
     the chain and precision at top L, L/2, L/5 is reported for |i - j| >= 6, 12, 24
     (contact: C-beta distance < 8 A, C-alpha for Gly).
     """
+    if top is not None and contact_format == "mat":
+        raise click.UsageError("--top picks ranked pairs; --format mat writes the whole L x L "
+                               "matrix")
     if output is None and structure is None and not as_json:
         output = "-"
     to_stdout = output == "-"
@@ -46,7 +56,7 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
                          "for the contacts")
     summary = contacts_stage(model, output, format=contact_format, apc=not no_apc,
                              min_separation=min_sep, structure=structure, chain=chain,
-                             plot=plot)
+                             plot=plot, top=top)
     if as_json:
         click.echo(summary.as_json())
         return
@@ -62,6 +72,8 @@ def command(model, output, contact_format, no_apc, min_sep, structure, chain, pl
                f"{mapping['n_with_coordinates']} with coordinates (C-beta, C-alpha for "
                f"Gly), identity {mapping['identity']:.3f}")
         report(_precision_text(summary.precision))
+    if quiet:
+        return
     if output is not None and not to_stdout:
         report(f"wrote {contact_format} contacts to {output}")
     if summary.plot is not None:

@@ -56,11 +56,14 @@ MAX_SEED = 2 ** 63 - 1
               show_default=True, help="Identity threshold of the --compare-msa weights.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr (only when it is a terminal).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress output (no bar, no note of the device auto chose); the "
+                   "summary, the --compare-msa line and errors are still printed.")
 def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains: int | None,
             burn_in: int | None, thin: int | None, seed: int | None, device: str,
             compare_msa: str | None, msa_format: str | None, query: str | None,
             query_index: int | None, query_file: str | None, theta: float,
-            progress: bool) -> None:
+            progress: bool, quiet: bool) -> None:
     """Sample sequences from the Potts model in MODEL (an .npz written by `potts-gwg fit`).
 
     Chains start from uniformly random sequences. A step changes at most one position, so
@@ -83,6 +86,9 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
             raise InputError(f"{name} must be at least {least}, got {value}")
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
+    progress_source = click.get_current_context().get_parameter_source("progress")
+    if quiet and progress and progress_source == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("-q/--quiet and --progress contradict each other")
     to_stdout = str(output) == "-"
     if not to_stdout:
         output_target(output, inputs=(model_path, compare_msa, query_file))  # before sampling
@@ -103,13 +109,14 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
     seed = secrets.randbelow(2 ** 31) if seed is None else seed
     per_chain = math.ceil(n_samples / chains)
 
-    where = resolve_device(device)
+    where = resolve_device(device, announce=(lambda message: None) if quiet else None)
     energy = PottsEnergy.from_model(model, device=where)
     generator = torch.Generator(device=where).manual_seed(seed)
     x0 = torch.randint(model.n_states, (chains, length), generator=generator, device=where)
     kernel = GWGSampler() if sampler == "gwg" else GibbsSampler("systematic")
     samples, diagnostics = run_chains(kernel, energy, x0, per_chain, burn_in=burn_in,
-                                      thin=thin, generator=generator, progress=progress)
+                                      thin=thin, generator=generator,
+                                      progress=progress and not quiet)
 
     letters = np.array(list(model.alphabet))
     sequences = letters[samples.cpu().numpy()]                   # (per_chain, chains, L)

@@ -342,8 +342,10 @@ class ContactsSummary:
 def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | None,
                    format: str = "tsv", apc: bool = True, min_separation: int = 1,
                    structure: str | os.PathLike | None = None, chain: str | None = None,
-                   plot: str | os.PathLike | None = None) -> ContactsSummary:
-    """Score the model's pairs, write them, and evaluate against a structure if given."""
+                   plot: str | os.PathLike | None = None,
+                   top: int | None = None) -> ContactsSummary:
+    """Score the model's pairs, write them (the ``top`` best, if given), and evaluate against
+    a structure if given (over all pairs, whatever ``top``)."""
     for path in (output, plot):
         if path is not None and str(path) != "-":
             output_target(path, inputs=(model_path, structure))  # refused before the work
@@ -398,7 +400,7 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
             raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
             dump_contacts(stream, format, scores, min_separation=min_separation,
                           sequence=query_sequence if isinstance(query_sequence, str) else None,
-                          raw_scores=raw, target=Path(model_path).stem, apc=apc)
+                          raw_scores=raw, target=Path(model_path).stem, apc=apc, top=top)
             summary.output = Path(output)
         if figure is not None:
             save_figure(figure, replaced_together.enter_context(

@@ -19,18 +19,25 @@ CASP_SEQUENCE_LINE = 50
 
 def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separation: int = 1,
                   sequence: str | None = None, raw_scores: np.ndarray | None = None,
-                  target: str = "target", apc: bool = True) -> None:
+                  target: str = "target", apc: bool = True, top: int | None = None) -> None:
     """Write ``scores`` (L, L) in ``format`` into the text ``stream``; ``raw_scores`` (F before
-    APC) for ``csv``; ``apc`` says whether ``scores`` are APC-corrected (CASP's METHOD line)."""
+    APC) for ``csv``; ``apc`` says whether ``scores`` are APC-corrected (CASP's METHOD line);
+    ``top`` (at least 1; more than there are pairs writes them all) keeps the best pairs after
+    the ``min_separation`` filter."""
     if format not in CONTACT_FORMATS:
         raise ValueError(f"unknown contact format {format!r}")
+    if top is not None and format == "mat":
+        raise ValueError("top keeps the best ranked pairs; the mat format writes every pair")
+    if top is not None and top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
     if format == "mat":  # pairs closer than min_separation are written as 0, as CCMpred's i = j
         rows, columns = np.indices(scores.shape)
         matrix = np.where(np.abs(rows - columns) < min_separation, 0.0, scores)
         np.savetxt(stream, matrix, fmt="%.6e", delimiter="\t")
         return
     first, second = ranked_pairs(scores, min_separation)
-    values = scores[first, second]
+    ranked_values = scores[first, second]
+    first, second, values = first[:top], second[:top], ranked_values[:top]
     if format == "tsv":
         stream.write("i\tj\tscore\n")
         stream.writelines(f"{i + 1}\t{j + 1}\t{value:.6g}\n"
@@ -48,7 +55,8 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
         if sequence:
             for start in range(0, len(sequence), CASP_SEQUENCE_LINE):
                 stream.write(sequence[start:start + CASP_SEQUENCE_LINE] + "\n")
-        probabilities = _scores_to_unit_interval(values)
+        # Rescaled over every ranked pair, so a pair's p does not depend on top
+        probabilities = _scores_to_unit_interval(ranked_values)[:top]
         stream.writelines(f"{i + 1} {j + 1} 0 {CASP_CUTOFF_ANGSTROM} {p:.4f}\n"
                           for i, j, p in zip(first, second, probabilities))
         stream.write("END\n")

@@ -119,6 +119,75 @@ def test_contacts_other_formats(example_model, tmp_path):
         "METHOD Potts model couplings, Frobenius norm, no APC"
 
 
+def assert_usage_error(result, fragment):
+    """Click's usage error: exit 2, one 'Error:' line naming the problem, no traceback."""
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+
+
+@pytest.mark.parametrize("contact_format, header_lines, footer_lines", [
+    ("tsv", 1, 0), ("csv", 1, 0), ("casp", 6, 1)])  # casp: 5 header lines, the sequence, END
+def test_top_writes_the_best_pairs_of_the_full_ranking(example_model, tmp_path, contact_format,
+                                                       header_lines, footer_lines):
+    """--top N writes the first N pairs of the list written without it, line for line (CASP's
+    p keeps its value: rescaled over every pair); more than there are pairs writes them all."""
+    def written(*arguments):
+        output = tmp_path / "contacts"
+        result = run("contacts", example_model, "--format", contact_format, "--min-sep", "6",
+                     "-o", output, *arguments)
+        assert result.exit_code == 0, result.stderr
+        return output.read_text().splitlines()
+
+    every = written()
+    best = written("--top", "5")
+    pairs = slice(header_lines, len(every) - footer_lines)
+    assert len(every[pairs]) == 43 * 42 // 2  # j - i >= 6 among L = 48
+    assert best[:header_lines] == every[:header_lines]
+    assert best[header_lines:len(best) - footer_lines] == every[pairs][:5]
+    assert best[len(best) - footer_lines:] == every[len(every) - footer_lines:]
+    assert written("--top", "100000") == every
+
+
+def test_top_does_not_change_the_precision(example_model, tmp_path):
+    def precision(*arguments):
+        result = run("contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                     "--json", "-o", tmp_path / "c.tsv", *arguments)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)["precision"]
+
+    assert precision("--top", "3") == precision()
+    assert len((tmp_path / "c.tsv").read_text().splitlines()) == 1 + 48 * 47 // 2
+
+
+def test_top_is_refused_for_the_matrix_and_below_one(example_model, tmp_path):
+    output = tmp_path / "m"
+    assert_usage_error(run("contacts", example_model, "--format", "mat", "--top", "5",
+                           "-o", output), "--top")
+    assert_usage_error(run("contacts", example_model, "--top", "0", "-o", output), "--top")
+    assert not output.exists()
+    output.write_text("kept")
+    assert_usage_error(run("contacts", example_model, "--format", "mat", "--top", "5",
+                           "-o", output), "--format mat")
+    assert output.read_text() == "kept"
+
+
+def test_quiet_contacts_keep_the_precision_and_drop_the_notes(example_model, tmp_path):
+    arguments = ["contacts", example_model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
+                 "-o", tmp_path / "c.tsv", "--plot", tmp_path / "map.png"]
+    loud, quiet = run(*arguments), run(*arguments, "-q")
+    assert loud.exit_code == 0 and quiet.exit_code == 0, quiet.stderr
+    assert "wrote tsv contacts to" in loud.stdout and "wrote contact map to" in loud.stdout
+    assert "wrote" not in quiet.stdout + quiet.stderr
+    assert quiet.stdout == "".join(line + "\n" for line in loud.stdout.splitlines()
+                                   if not line.startswith("wrote "))
+    assert "|i-j|>=6" in quiet.stdout and "query positions aligned" in quiet.stdout
+    silent = run("contacts", example_model, "-o", tmp_path / "c.tsv", "-q")
+    assert silent.exit_code == 0 and silent.stdout == silent.stderr == ""
+    assert_clean_error(run("contacts", tmp_path / "missing.npz", "-q"), "missing.npz")
+
+
 def test_no_apc_gives_plain_frobenius(example_model, tmp_path):
     run("contacts", example_model, "--format", "mat", "-o", tmp_path / "apc")
     run("contacts", example_model, "--format", "mat", "--no-apc", "-o", tmp_path / "raw")

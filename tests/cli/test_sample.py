@@ -243,6 +243,54 @@ def test_dash_writes_the_samples_to_standard_output(tiny_model, tmp_path):
     assert "sampled 3 sequences" in result.stderr and not (tmp_path / "-").exists()
 
 
+def test_quiet_drops_the_progress_and_the_device_note_and_keeps_the_summary(tiny_model,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    """-q as on fit: no bar and no note of what --device auto chose; the summary line (the
+    result: acceptance, ESS) and the samples are the same as without it."""
+    import potts_gwg.cli.sample
+
+    real_run_chains, bars = potts_gwg.cli.sample.run_chains, []
+
+    def recording_run_chains(*arguments, progress, **options):
+        bars.append(progress)
+        return real_run_chains(*arguments, progress=progress, **options)
+
+    monkeypatch.setattr(potts_gwg.cli.sample, "run_chains", recording_run_chains)
+    outputs = []
+    for extra in ([], ["-q"]):
+        out = tmp_path / f"out{len(outputs)}.fasta"
+        result = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "6", "--seed", "4",
+                                           "--device", "auto", "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        outputs.append((result, out.read_text()))
+    (loud, loud_samples), (quiet, quiet_samples) = outputs
+    assert bars == [True, False]
+    assert "device: auto -> " in loud.stderr and quiet.stderr == ""
+    assert quiet_samples == loud_samples
+    assert quiet.stdout.startswith("sampled 6 sequences") and "acceptance" in quiet.stdout
+    on_stdout = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "2", "--seed", "4",
+                                          "--device", "auto", "-o", "-", "-q"])
+    assert on_stdout.exit_code == 0, on_stdout.output
+    assert on_stdout.stderr.startswith("sampled 2 sequences")
+    assert len(on_stdout.stderr.splitlines()) == 1
+
+
+def test_quiet_with_progress_is_refused_and_errors_still_print(tiny_model, tmp_path):
+    out = tmp_path / "out.fasta"
+    both = CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "2", "-o", str(out),
+                                     "-q", "--progress"])
+    assert both.exit_code == 2 and "Traceback" not in both.output
+    assert [line for line in both.stderr.splitlines() if line.startswith("Error:")] == \
+        ["Error: -q/--quiet and --progress contradict each other"]
+    assert CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "2", "-o", str(out),
+                                     "-q", "--no-progress", "--device", "cpu"]).exit_code == 0
+    bad = CliRunner().invoke(main, ["sample", str(tmp_path / "missing.npz"), "-n", "2",
+                                    "-o", str(tmp_path / "x.fasta"), "-q"])
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
+    assert len(bad.stderr.splitlines()) == 1 and not (tmp_path / "x.fasta").exists()
+
+
 @pytest.mark.gpu
 def test_samples_follow_the_exact_distribution_on_the_gpu(tiny_model, tmp_path):
     """The CLI on CUDA (other random streams than the CPU's, so the same bound, not the same

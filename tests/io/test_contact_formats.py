@@ -1,0 +1,33 @@
+"""``dump_contacts``'s ``top``: the library's side of ``contacts --top`` (the CLI's refusals and
+the formats end to end are in tests/cli/test_fit_contacts.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from potts_gwg.io.contact_formats import dump_contacts
+
+
+def written(format: str, **options) -> list[str]:
+    scores = np.zeros((4, 4))
+    for (i, j), value in {(0, 3): 3.0, (1, 2): 2.0, (0, 2): 1.0}.items():
+        scores[i, j] = scores[j, i] = value
+    stream = io.StringIO()
+    dump_contacts(stream, format, scores, **options)
+    return stream.getvalue().splitlines()
+
+
+def test_top_keeps_the_best_pairs_after_the_separation_filter():
+    assert written("tsv", top=2) == ["i\tj\tscore", "1\t4\t3", "2\t3\t2"]
+    assert written("tsv", min_separation=2, top=1) == ["i\tj\tscore", "1\t4\t3"]
+    assert written("tsv", top=100) == written("tsv")
+
+
+@pytest.mark.parametrize("format, top, message", [("mat", 3, "mat format"),
+                                                  ("tsv", 0, "at least 1")])
+def test_top_for_the_matrix_or_below_one_is_a_value_error(format, top, message):
+    with pytest.raises(ValueError, match=message):
+        written(format, top=top)
