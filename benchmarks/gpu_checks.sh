@@ -16,8 +16,8 @@
 #   pcd        pcd_contacts.py, GWG-PCD defaults with --max-time 60 on DHFR_1RX2 and CRY2_4I6E
 #              (Pearson C >= 0.95 in <= 10 s and <= 60 s targets)                 (180 s)
 #   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)       (60 s)
-#   memory     pcd_memory.py, L = 300: peak device memory of PCD fits against the estimate
-#              the fit checks before allocating                                   (60 s)
+#   memory     fit_memory.py, L = 300: peak device memory of PLM and PCD fits against the
+#              estimate the fit checks before allocating                          (90 s)
 # GPU_CHECKS_DEVICE=cpu GPU_CHECKS_QUICK=1 runs the same plumbing on a CPU with tiny sizes
 # (a rehearsal before spending device time; benchmarks/README.md "GPU session").
 # The dev families are read from ../shared/data, as everywhere in benchmarks/.
@@ -96,8 +96,8 @@ for name in "${sections[@]}"; do
             "${sampler[@]}" --out "$out/sampler_throughput_$device.json"
         ;;
     memory)
-        section memory 60 $python "$here/pcd_memory.py" --device "$device" \
-            --lengths "$memory_lengths" -o "$out/pcd_memory_$device.json"
+        section memory 90 $python "$here/fit_memory.py" --device "$device" \
+            --lengths "$memory_lengths" -o "$out/fit_memory_$device.json"
         ;;
     *)
         say "unknown section $name (tests, plm, synthetic, pcd, sampler, memory)"

@@ -7,6 +7,10 @@ are the same on any number of CPU threads; s·y and the initial scale are kept w
 (2m + 4 dot products per iteration instead of 3m + 6). The PLM objective is convex and smooth, so a
 backtracking line search from t = 1 accepts the first trial almost always: about one
 evaluation per iteration.
+
+Parameter-sized buffers are reused (``LbfgsState.spare``): after the first iterations no
+iteration allocates. A fresh array of PLM's size (44 MB at L = 158, 370 MB at L = 458) is new
+pages from the system on CPU, and their page faults were a fifth of a PLM fit's time.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ BACKTRACK_FACTOR = 0.5
 MAX_BACKTRACKS = 20
 CURVATURE_EPSILON = 1e-8  # keep a history pair only if s·y > ε |s| |y| (positive curvature)
 
-# evaluate(x) -> (objective value, gradient); x is not modified.
-Evaluate = Callable[[torch.Tensor], tuple[float, torch.Tensor]]
+# evaluate(x, gradient) -> objective value; writes the gradient at x into ``gradient`` (a
+# tensor shaped like x) and does not modify x.
+Evaluate = Callable[[torch.Tensor, torch.Tensor], float]
 
 
 @dataclass
@@ -42,16 +47,23 @@ class LbfgsState:
     iteration: int = 0
     evaluations: int = 1
     stalled: bool = False  # no step along −g lowered the objective: float32 precision reached
+    spare: list[torch.Tensor] = field(default_factory=list)  # free buffers shaped like x
 
 
 def lbfgs_init(evaluate: Evaluate, x0: torch.Tensor) -> LbfgsState:
-    value, gradient = evaluate(x0)
+    gradient = torch.empty_like(x0)
+    value = evaluate(x0, gradient)
     return LbfgsState(x=x0, value=value, gradient=gradient)
+
+
+def _buffer(state: LbfgsState) -> torch.Tensor:
+    """A free buffer shaped like x (contents undefined): a spare one, or a new one."""
+    return state.spare.pop() if state.spare else torch.empty_like(state.x)
 
 
 def _direction(state: LbfgsState) -> torch.Tensor:
     """−H g by the two-loop recursion, H_0 = (s·y / y·y) I from the newest pair."""
-    direction = state.gradient.neg()
+    direction = torch.neg(state.gradient, out=_buffer(state))
     pairs = list(zip(state.steps, state.gradient_changes, state.curvatures))
     alphas = []
     for step, change, curvature in reversed(pairs):
@@ -80,14 +92,15 @@ def lbfgs_step(evaluate: Evaluate, state: LbfgsState, history_size: int) -> Lbfg
         return state
     accepted = _line_search(evaluate, state)
     if accepted is None and state.steps:
-        clear_history(state)
+        _drop_history(state)
         accepted = _line_search(evaluate, state)
     if accepted is None:
         state.stalled = True
         return state
     candidate, value, gradient = accepted
-    step = candidate - state.x
-    change = gradient - state.gradient
+    # s and y overwrite the old point and gradient, which are not needed any more
+    step = torch.sub(candidate, state.x, out=state.x)
+    change = torch.sub(gradient, state.gradient, out=state.gradient)
     curvature = ordered_dot(step, change)
     change_squared = ordered_dot(change, change)
     if curvature > CURVATURE_EPSILON * math.sqrt(ordered_dot(step, step) * change_squared):
@@ -96,9 +109,10 @@ def lbfgs_step(evaluate: Evaluate, state: LbfgsState, history_size: int) -> Lbfg
         state.curvatures.append(curvature)
         state.initial_scale = curvature / change_squared
         if len(state.steps) > history_size:
-            state.steps.pop(0)
-            state.gradient_changes.pop(0)
+            state.spare += [state.steps.pop(0), state.gradient_changes.pop(0)]
             state.curvatures.pop(0)
+    else:
+        state.spare += [step, change]
     state.x, state.value, state.gradient = candidate, value, gradient
     return state
 
@@ -110,22 +124,33 @@ def _line_search(evaluate: Evaluate, state: LbfgsState
     direction = _direction(state)
     slope = ordered_dot(state.gradient, direction)
     if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest descent
-        clear_history(state)
-        direction = -state.gradient
+        _drop_history(state)
+        torch.neg(state.gradient, out=direction)
         slope = -ordered_dot(state.gradient, state.gradient)
     step_length = 1.0 if state.steps else min(1.0, 1.0 / ordered_sum(state.gradient.abs()))
+    candidate, gradient = _buffer(state), _buffer(state)
     for _ in range(MAX_BACKTRACKS):
-        candidate = torch.add(state.x, direction, alpha=step_length)
-        value, gradient = evaluate(candidate)
+        torch.add(state.x, direction, alpha=step_length, out=candidate)
+        value = evaluate(candidate, gradient)
         state.evaluations += 1
         if value <= state.value + ARMIJO_C1 * step_length * slope:
+            state.spare.append(direction)
             return candidate, value, gradient
         step_length *= BACKTRACK_FACTOR
+    state.spare += [direction, candidate, gradient]
     return None
 
 
-def clear_history(state: LbfgsState) -> None:
-    """Forget the curvature pairs (frees 2 × history_size parameter-sized tensors)."""
+def _drop_history(state: LbfgsState) -> None:
+    """Forget the curvature pairs; their buffers become spare."""
+    state.spare += state.steps + state.gradient_changes
     state.steps.clear()
     state.gradient_changes.clear()
     state.curvatures.clear()
+
+
+def clear_history(state: LbfgsState) -> None:
+    """Forget the curvature pairs and free their and the spare buffers (2 × history_size
+    and more parameter-sized tensors), e.g. before the caller needs the memory."""
+    _drop_history(state)
+    state.spare.clear()

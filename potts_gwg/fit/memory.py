@@ -19,16 +19,19 @@ FLOAT_BYTES = 4
 INDEX_BYTES = 8
 WEIGHTS_CHUNK_BYTES = 256 * 2**20
 # Full (L·q)² coupling-sized arrays alive at once besides the L-BFGS history: the point and
-# its gradient, the search direction, the trial point and its gradient, the transposed
-# gradient used to symmetrise it, and the newest history pair before the oldest is dropped.
-PLM_COUPLING_COPIES = 8
-# (N, L·q) float32 arrays: logits, log-probabilities and their gradients, one-hot for weights.
-PLM_SEQUENCE_COPIES = 5
+# its gradient, the search direction, the trial point and its gradient (L-BFGS reuses these
+# buffers; the gradient is symmetrised in place), and one for the temporaries and the runtime.
+# Measured peak (benchmarks/fit_memory.py, N = 2000, history 5): 16.4 and 16.1 such arrays at
+# L = 200 and 300, estimates 17.8 and 17.1.
+PLM_COUPLING_COPIES = 6
+# (N, L·q) float32 arrays: the logits and log-probabilities buffers (the latter becomes the
+# logit gradient in place), and the one-hot rows of the sequence weights.
+PLM_SEQUENCE_COPIES = 3
 # Coupling-sized arrays of a PCD fit (plain steps): the parameters, the data's and the chains'
 # pair frequencies (the latter becomes the gradient), their sum over the diagnostic window,
 # the start state the caller keeps (parameters and window), and transients while the chains'
 # energy is built and while J is returned. Measured peak: 8.3 such arrays (L = 200 and 300, few
-# sequences and chains, with checkpoints: benchmarks/pcd_memory.py).
+# sequences and chains, with checkpoints: benchmarks/fit_memory.py).
 PCD_COUPLING_COPIES = 9
 # Adam adds its two moments, the caller's start copies of them, the square-root temporary and
 # a checkpoint's copies: measured 14.4 arrays in all.

@@ -244,6 +244,7 @@ def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
     chains = sampler.init(energy, state.chains)
     chains = dataclasses.replace(chains, position=state.scan_position)
     diagonal = torch.arange(length, device=data.device)
+    model_pairs = torch.empty_like(couplings)  # reused every update, then the gradient
     iteration, seconds = state.iteration, state.seconds
     pearson_pairs, pearson_sites = state.pearson_pairs, state.pearson_sites
     acceptance = state.acceptance
@@ -286,7 +287,7 @@ def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
             # even when the parameters and the rebuilt fields below are finite.
             sampled_finite = all_finite(chains.fields)
             model_sites = site_frequencies(chains.x, n_states)
-            model_pairs = pair_frequencies(chains.x, n_states)
+            pair_frequencies(chains.x, n_states, out=model_pairs)
             iteration += 1
             window_sites += model_sites
             window_pairs += model_pairs

@@ -32,6 +32,9 @@ from .lbfgs import clear_history, lbfgs_init, lbfgs_step
 
 PSEUDOCOUNT_FOR_FIELDS = 1.0
 CONVERGENCE_WINDOW = 5
+# Block side of the in-place symmetrisation: 256 × 256 float32 (256 KiB) stays in a core's
+# cache on CPU; on a GPU wider blocks keep the kernel launches few (16 MiB temporaries).
+CPU_TILE, GPU_TILE = 256, 2048
 
 
 @dataclass
@@ -107,15 +110,27 @@ class _PlmObjective:
         self.picking_sequences = (order // length).contiguous()
         counts = torch.bincount(picked, minlength=self.n_fields)
         self.pick_offsets = torch.cumsum(counts, 0) - counts
+        self.tile = CPU_TILE if device.type == "cpu" else GPU_TILE
+        self.logits: torch.Tensor | None = None            # (N, L·q) buffers, made on first use
+        self.log_probabilities: torch.Tensor | None = None  # (N, L, q)
 
-    def value_and_gradient(self, flat: torch.Tensor) -> tuple[float, torch.Tensor]:
+    def value_and_gradient(self, flat: torch.Tensor, gradient: torch.Tensor) -> float:
+        """The objective at ``flat``; its gradient is written into ``gradient`` (same shape).
+
+        The (N, L·q) logits and probabilities live in two buffers kept across evaluations,
+        and the coupling gradient is built inside ``gradient``: no evaluation allocates a
+        large array (fresh pages cost page faults on CPU) beyond small tiles.
+        """
         n_sequences = self.rows.shape[0]
         fields = flat[:self.n_fields].view(self.length, self.n_states)
         couplings_flat = flat[self.n_fields:]
         couplings = couplings_flat.view(self.n_fields, self.n_fields)
-        summed = summed_rows(self.rows, couplings)
-        logits = summed.view(n_sequences, self.length, self.n_states) + fields
-        log_probabilities = torch.log_softmax(logits, dim=2)
+        if self.logits is None:
+            self.logits = flat.new_empty(n_sequences, self.n_fields)
+            self.log_probabilities = flat.new_empty(n_sequences, self.length, self.n_states)
+        summed_rows(self.rows, couplings, out=self.logits)
+        logits = self.logits.view(n_sequences, self.length, self.n_states).add_(fields)
+        log_probabilities = torch.log_softmax(logits, dim=2, out=self.log_probabilities)
         observed = log_probabilities.gather(2, self.targets)
         data_term = -ordered_sum(observed * self.scaled_weights)
         flat_fields = fields.reshape(-1)
@@ -126,22 +141,33 @@ class _PlmObjective:
         logit_gradient.scatter_add_(2, self.targets,
                                     torch.full_like(observed, -1.0))       # − one-hot
         logit_gradient.mul_(self.scaled_weights)
-        data_gradient = summed_rows(self.picking_sequences,
-                                    logit_gradient.view(n_sequences, self.n_fields),
-                                    self.pick_offsets)
-
-        gradient = torch.empty_like(flat)
         torch.add(logit_gradient.sum(dim=0), fields, alpha=2.0 * self.lambda_h,
                   out=gradient[:self.n_fields].view(self.length, self.n_states))
-        # The objective sees E through its symmetric part: symmetrise, then add λ_J E.
         coupling_gradient = gradient[self.n_fields:].view(self.n_fields, self.n_fields)
-        # D + Dᵀ as a copy of the transpose (ATen's blocked copy) plus D: 4x faster than a
-        # strided add, and the same numbers (addition commutes)
-        coupling_gradient.copy_(data_gradient.T).add_(data_gradient)
+        summed_rows(self.picking_sequences, logit_gradient.view(n_sequences, self.n_fields),
+                    self.pick_offsets, out=coupling_gradient)
+        # The objective sees E through its symmetric part: symmetrise, then add λ_J E.
+        add_transpose_in_place(coupling_gradient, self.tile)
         coupling_gradient.mul_(0.5).add_(couplings, alpha=self.lambda_j)
         blocks = coupling_gradient.view(self.length, self.n_states, self.length, self.n_states)
         blocks[self.sites, :, self.sites, :] = 0.0
-        return value, gradient
+        return value
+
+
+def add_transpose_in_place(matrix: torch.Tensor, tile: int) -> None:
+    """matrix ← matrix + matrixᵀ for a square matrix, one (tile, tile) block pair at a time:
+    no second matrix-sized array (one fewer coupling-sized array at PLM's peak). Each entry
+    is the same single addition as ``matrix + matrix.T``, so the result is bitwise equal."""
+    size = matrix.shape[0]
+    for start in range(0, size, tile):
+        rows = slice(start, start + tile)
+        for other in range(start, size, tile):
+            columns = slice(other, other + tile)
+            upper = matrix[rows, columns]
+            total = matrix[columns, rows].T + upper
+            upper.copy_(total)
+            if other != start:
+                matrix[columns, rows].copy_(total.T)
 
 
 def _norm(vector: torch.Tensor) -> float:
@@ -182,12 +208,12 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
     objective = _PlmObjective(states, weights, n_states, settings)
     n_fields = length * n_states
 
-    def evaluate(flat: torch.Tensor) -> tuple[float, torch.Tensor]:
-        value, gradient = objective.value_and_gradient(flat)
+    def evaluate(flat: torch.Tensor, gradient: torch.Tensor) -> float:
+        value = objective.value_and_gradient(flat, gradient)
         if not math.isfinite(value):
             raise NumericalError(f"PLM objective became {value}; try larger penalties "
                                  "(lambda_h, lambda_j; --lambda-h, --lambda-j)")
-        return value, gradient
+        return value
 
     start_point = torch.zeros(n_fields + n_fields ** 2, device=device)
     start_point[:n_fields] = initial_fields(states, weights, n_states).reshape(-1)
@@ -205,6 +231,7 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
             converged = True
             break
     clear_history(state)  # free the history before the (L, L, q, q) copy below
+    objective.logits = objective.log_probabilities = None
     fields = state.x[:n_fields].view(length, n_states)
     coupling_blocks = state.x[n_fields:].view(length, n_states, length, n_states)
     J = coupling_blocks.permute(0, 2, 1, 3).contiguous()

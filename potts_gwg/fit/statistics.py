@@ -48,21 +48,24 @@ def site_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
 
 
 def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = None,
-                     chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Tensor:
+                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, out: Tensor | None = None
+                     ) -> Tensor:
     """Weighted two-site frequencies as a symmetric ``(L·q, L·q)`` matrix (see module doc).
 
     Row (i, a) is the weighted sum of the one-hot rows of the sequences with x_i = a: one
     ``embedding_bag`` over the one-hot rows, grouped by the row each sequence picks at each
     site. That is N·L·(L·q) additions, q times fewer than the one-hot matrix product, and
     exact for integer counts. Chunked over sequences so at most ``chunk_bytes`` of one-hot
-    rows are held at once.
+    rows are held at once. The first chunk's sums go straight into the result, ``out`` if
+    given (a PCD fit's buffer, reused every update: no fresh (L·q)² array and its page faults).
     """
     n_sequences, length = indices.shape
     width = length * n_states
     total_weight = _total_weight(n_sequences, weights)
     if weights is not None:   # uniform (the PCD chains): the faster unweighted sums
         weights = weights.to(torch.float32)
-    total = torch.zeros(width, width, dtype=torch.float32, device=indices.device)
+    total = out if out is not None else torch.empty(width, width, dtype=torch.float32,
+                                                    device=indices.device)
     site_offsets = torch.arange(length, device=indices.device) * n_states
     all_rows = torch.arange(width, device=indices.device)
     rows_per_chunk = max(1, chunk_bytes // (4 * width))
@@ -73,9 +76,14 @@ def pair_frequencies(indices: Tensor, n_states: int, weights: Tensor | None = No
         members = order // length                    # the sequence behind each pick
         # Where each row's picks begin (searchsorted, not bincount: no device-to-host sync)
         starts = torch.searchsorted(picked, all_rows)
-        total += summed_rows(members, one_hot_rows(chunk, n_states), starts,
-                             per_sample_weights=None if weights is None else
-                             weights[start:start + rows_per_chunk][members])
+        sums = summed_rows(members, one_hot_rows(chunk, n_states), starts,
+                           per_sample_weights=None if weights is None else
+                           weights[start:start + rows_per_chunk][members],
+                           out=total if start == 0 else None)
+        if start > 0:
+            total += sums
+    if n_sequences == 0:
+        total.zero_()
     return total.div_(total_weight)
 
 

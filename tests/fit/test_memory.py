@@ -47,8 +47,17 @@ def test_parse_size_rejects_nonsense():
 
 
 
+def test_plm_estimate_covers_the_measured_peak():
+    """benchmarks/fit_memory.py measured 16.42 and 16.14 coupling-sized arrays at the PLM peak
+    (L = 200 and 300, N = 2000, history 5: 15 arrays and two (N, L·q) buffers)."""
+    for length, measured in ((200, 16.42), (300, 16.14)):
+        array_bytes = (length * 21) ** 2 * 4
+        estimate = plm_bytes(2000, length, 21, 5)
+        assert measured * array_bytes < estimate < (measured + 2) * array_bytes
+
+
 def test_pcd_estimate_counts_its_optimizer_and_start():
-    """benchmarks/pcd_memory.py measures the peaks this formula must cover (8.3 and 14.4
+    """benchmarks/fit_memory.py measures the peaks this formula must cover (8.3 and 14.4
     coupling-sized arrays for plain steps and Adam, against 9 and 15)."""
     array_bytes = (200 * 21) ** 2 * 4
     plain = fit_bytes(200, 200, 21, 5, pcd_chains=16, plm_init=False)

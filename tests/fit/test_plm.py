@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from potts_gwg.contacts import zero_sum_gauge
-from potts_gwg.fit.plm import PlmSettings, _PlmObjective, fit_plm
+from potts_gwg.fit.plm import PlmSettings, _PlmObjective, add_transpose_in_place, fit_plm
 
 from .known_models import exact_samples, symmetric_couplings
 
@@ -30,6 +30,12 @@ def flat_parameters(h: np.ndarray, E: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.as_tensor(h, dtype=torch.float64).reshape(-1), E.reshape(-1)])
 
 
+def value_and_gradient(objective: _PlmObjective, point: torch.Tensor
+                       ) -> tuple[float, torch.Tensor]:
+    gradient = torch.full_like(point, float("nan"))  # whatever the buffer held is overwritten
+    return objective.value_and_gradient(point, gradient), gradient
+
+
 def test_objective_equals_its_definition():
     length, n_states = 4, 3
     rng = np.random.default_rng(0)
@@ -41,7 +47,7 @@ def test_objective_equals_its_definition():
     settings = PlmSettings(lambda_h=0.3, lambda_j=0.2)
     objective = _PlmObjective(torch.as_tensor(x), torch.as_tensor(weights, dtype=torch.float64),
                               n_states, settings)
-    value, _gradient = objective.value_and_gradient(flat_parameters(h, E))
+    value, _gradient = value_and_gradient(objective, flat_parameters(h, E))
     expected = brute_force_objective(x, weights, h, J, 0.3, 0.2 * (length - 1))
     assert value / objective.scale == pytest.approx(expected, rel=1e-6)
 
@@ -55,16 +61,38 @@ def test_gradient_matches_finite_differences_along_symmetric_directions():
     objective = _PlmObjective(x, weights, n_states, PlmSettings(lambda_h=0.1, lambda_j=0.05))
     point = flat_parameters(rng.normal(size=(length, n_states)),
                             symmetric_couplings(length, n_states, seed=2))
-    _value, gradient = objective.value_and_gradient(point)
+    _value, gradient = value_and_gradient(objective, point)
     coupling_gradient = gradient[length * n_states:].view(length * n_states, -1)
     assert torch.allclose(coupling_gradient, coupling_gradient.T)
     direction = flat_parameters(rng.normal(size=(length, n_states)),
                                 symmetric_couplings(length, n_states, seed=3))
     step = 1e-6
-    plus, _ = objective.value_and_gradient(point + step * direction)
-    minus, _ = objective.value_and_gradient(point - step * direction)
+    plus, _ = value_and_gradient(objective, point + step * direction)
+    minus, _ = value_and_gradient(objective, point - step * direction)
     numerical = (plus - minus) / (2 * step)
     assert float(gradient.dot(direction)) == pytest.approx(numerical, rel=1e-6)
+
+
+def test_evaluations_do_not_leak_into_each_other_through_the_reused_buffers():
+    length, n_states = 6, 4
+    rng = np.random.default_rng(4)
+    x = torch.as_tensor(rng.integers(0, n_states, size=(40, length)))
+    objective = _PlmObjective(x, torch.ones(40), n_states, PlmSettings())
+    first, second = (flat_parameters(rng.normal(size=(length, n_states)),
+                                     symmetric_couplings(length, n_states, seed=seed)).float()
+                     for seed in (5, 6))
+    value, gradient = value_and_gradient(objective, first)
+    value_and_gradient(objective, second)
+    again, gradient_again = value_and_gradient(objective, first)
+    assert again == value and torch.equal(gradient_again, gradient)
+
+
+@pytest.mark.parametrize("size, tile", [(1, 256), (7, 3), (12, 4), (600, 256), (513, 256)])
+def test_transpose_added_in_place_equals_the_out_of_place_sum_bit_for_bit(size, tile):
+    matrix = torch.randn(size, size, generator=torch.Generator().manual_seed(size))
+    expected = matrix + matrix.T
+    add_transpose_in_place(matrix, tile)
+    assert torch.equal(matrix, expected)
 
 
 def test_fit_recovers_known_couplings():
