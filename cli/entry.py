@@ -1,14 +1,18 @@
 """The ``potts-gwg`` entry point. Loading the command line imports torch (seconds): Ctrl-C
-then is one line and exit 130 too, not a traceback from inside an import."""
+then is one line and exit 130 too, not a traceback from inside an import. The process's
+allocator keeps freed arrays for reuse first (:mod:`potts_gwg.allocator`)."""
 
 from __future__ import annotations
 
 import sys
 
+from ..allocator import keep_freed_memory
+
 EXIT_INTERRUPTED = 130
 
 
 def run() -> None:
+    keep_freed_memory()
     try:
         from .main import main
     except KeyboardInterrupt:

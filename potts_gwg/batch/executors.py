@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..allocator import keep_freed_memory
 from ..errors import DeviceError, InputError
 from .task import ERROR, EXIT_INTERNAL, FamilyTask, _write_json, base_record, run_family
 
@@ -159,6 +160,7 @@ def _worker_init(threads: int | None, parent: int, busy=None, cores: int = 1,
             os._exit(1)
     # Ctrl-C reaches the whole process group: the batch process decides what to do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()  # as the potts-gwg command does
     # tqdm's default lock is a multiprocessing semaphore, registered with the batch's resource
     # tracker; a worker killed on Ctrl-C leaves it behind, and the tracker warns at exit.
     import threading
