@@ -31,6 +31,16 @@ def test_flat_bags_with_offsets_and_weights_equal_one_call():
     assert torch.equal(summed_rows(indices, table, offsets, weights), expected)
 
 
+@pytest.mark.parametrize("n_rows, width", [(3318, 3318), (9, 5)])  # blocks, one block
+def test_sums_written_into_a_given_buffer_equal_one_call(n_rows, width):
+    generator = torch.Generator().manual_seed(3)
+    table = torch.randn(n_rows, width, generator=generator)
+    indices = torch.randint(0, n_rows, (100, 12), generator=generator)
+    buffer = torch.full((100, width), float("nan"))
+    assert summed_rows(indices, table, out=buffer) is buffer
+    assert torch.equal(buffer, functional.embedding_bag(indices, table, mode="sum"))
+
+
 def test_gradient_flows_to_the_table_as_with_one_call():
     generator = torch.Generator().manual_seed(2)
     table = torch.randn(3000, 300, generator=generator, requires_grad=True)

@@ -153,6 +153,10 @@ class _PlmObjective:
         blocks[self.sites, :, self.sites, :] = 0.0
         return value
 
+    def free_buffers(self) -> None:
+        """Drop the (N, L·q) buffers (made again by the next evaluation)."""
+        self.logits = self.log_probabilities = None
+
 
 def add_transpose_in_place(matrix: torch.Tensor, tile: int) -> None:
     """matrix ← matrix + matrixᵀ for a square matrix, one (tile, tile) block pair at a time:
@@ -230,8 +234,8 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
                 (window[0] - window[-1]) <= settings.tolerance * abs(window[0]):
             converged = True
             break
-    clear_history(state)  # free the history before the (L, L, q, q) copy below
-    objective.logits = objective.log_probabilities = None
+    clear_history(state)  # free the history and the objective's buffers before the
+    objective.free_buffers()  # (L, L, q, q) copy below
     fields = state.x[:n_fields].view(length, n_states)
     coupling_blocks = state.x[n_fields:].view(length, n_states, length, n_states)
     J = coupling_blocks.permute(0, 2, 1, 3).contiguous()

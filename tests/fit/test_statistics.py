@@ -27,6 +27,17 @@ def test_pair_frequencies_equal_the_weighted_one_hot_product():
     assert torch.equal(pairs, pairs.T)
 
 
+@pytest.mark.parametrize("chunk_bytes", [4 * 28 * 50, 2**20])
+def test_pair_frequencies_into_a_reused_buffer_equal_fresh_ones(chunk_bytes):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randint(4, (300, 7), generator=generator)
+    weights = torch.rand(300, generator=generator)
+    buffer = torch.full((28, 28), float("nan"))  # whatever it held is overwritten
+    result = pair_frequencies(x, 4, weights, chunk_bytes=chunk_bytes, out=buffer)
+    assert result is buffer
+    assert torch.equal(buffer, pair_frequencies(x, 4, weights, chunk_bytes=chunk_bytes))
+
+
 def test_unweighted_counts_are_exact():
     x = torch.randint(21, (1000, 30), generator=torch.Generator().manual_seed(1))
     one_hot = one_hot_rows(x, 21)
