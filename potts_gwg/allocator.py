@@ -8,10 +8,10 @@ and 87 s, with 10.6 M page faults; with the thresholds below 45-50 s and 1.5 M f
 7 % more peak resident memory (benchmarks/README.md). Arrays larger than the threshold (the
 (L·q)² couplings of long proteins, which the fits reuse anyway) still come from the system.
 
-Called by the ``potts-gwg`` entry point and the batch's worker processes, not on import: a
-program that imports the library keeps its own allocator settings. A user's own
-``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` wins; other C libraries are left
-alone.
+Called by the ``potts-gwg`` entry point and the batch's workers (local and Ray), not on
+import: a program that imports the library keeps its own allocator settings. A user's own
+``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or their ``GLIBC_TUNABLES`` win; other C
+libraries are left alone.
 """
 
 from __future__ import annotations
@@ -25,21 +25,30 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # Arrays up to 128 MiB come from the heap: chain arrays up to L ≈ 1500 at 1024 chains.
 MMAP_THRESHOLD_BYTES = 128 * 2**20
+# glibc before 2.35 refuses mmap thresholds above 32 MiB (half its largest arena heap).
+FALLBACK_MMAP_THRESHOLD_BYTES = 32 * 2**20
 # Free memory at the top of the heap kept for reuse before it is given back.
 TRIM_THRESHOLD_BYTES = 256 * 2**20
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+USER_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
-def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process; True if they were set."""
-    if not sys.platform.startswith("linux") or any(name in os.environ for name in USER_SETTINGS):
-        return False
+def keep_freed_memory() -> int:
+    """Raise glibc's mmap and trim thresholds for this process; returns the mmap threshold
+    set (bytes), 0 if none was (not glibc, or the user chose the thresholds)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if not sys.platform.startswith("linux") or any(name in os.environ for name in USER_SETTINGS) \
+            or any(name in tunables for name in USER_TUNABLES):
+        return 0
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # glibc only: mallopt's parameters differ elsewhere
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        return False
+        return 0
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    for threshold in (MMAP_THRESHOLD_BYTES, FALLBACK_MMAP_THRESHOLD_BYTES):
+        if mallopt(M_MMAP_THRESHOLD, threshold):
+            return threshold
+    return 0

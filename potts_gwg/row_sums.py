@@ -20,7 +20,8 @@ from torch.nn import functional
 # Bytes of one column block (rows × columns × element size): about a core's L2 cache.
 CACHE_BYTES = 1 << 20
 SMALLEST_BLOCK, LARGEST_BLOCK = 16, 256
-# With ``out`` on a GPU: blocks of 1/8 of the width, so the temporary is 1/8 of the output.
+# With ``out`` on a GPU: blocks of 1/8 of the width, so the temporaries (a block of the table's
+# columns and its sums) are 1/8 of the table and of the output.
 GPU_OUTPUT_BLOCKS = 8
 
 
@@ -38,10 +39,16 @@ def summed_rows(indices: Tensor, table: Tensor, offsets: Tensor | None = None,
 
     ``indices``: (bags, k) row numbers, or flat with ``offsets`` (bags,) as for
     ``embedding_bag``; ``table``: (rows, width). Returns (bags, width) in the table's dtype,
-    written into ``out`` when given (a caller's reused buffer: a fresh large array costs page
-    faults on CPU, and on a GPU a second output-sized array).
+    written into ``out`` (of that shape, dtype and device) when given: a caller's reused
+    buffer, as a fresh large array costs page faults on CPU, and on a GPU a second
+    output-sized array.
     """
     width = table.shape[1]
+    n_bags = indices.shape[0] if offsets is None else offsets.shape[0]
+    if out is not None and (tuple(out.shape) != (n_bags, width) or out.dtype != table.dtype
+                            or out.device != table.device):
+        raise ValueError(f"out must be ({n_bags}, {width}) {table.dtype} on {table.device}, "
+                         f"got {tuple(out.shape)} {out.dtype} on {out.device}")
     if table.device.type == "cpu":
         block = column_block(table.shape[0], table.element_size())
     else:
@@ -49,7 +56,6 @@ def summed_rows(indices: Tensor, table: Tensor, offsets: Tensor | None = None,
     if block >= width and out is None:
         return functional.embedding_bag(indices, table, offsets, mode="sum",
                                         per_sample_weights=per_sample_weights)
-    n_bags = indices.shape[0] if offsets is None else offsets.shape[0]
     result = table.new_empty(n_bags, width) if out is None else out
     for start in range(0, width, block):
         columns = table[:, start:start + block]

@@ -41,6 +41,13 @@ def test_sums_written_into_a_given_buffer_equal_one_call(n_rows, width):
     assert torch.equal(buffer, functional.embedding_bag(indices, table, mode="sum"))
 
 
+def test_a_buffer_of_another_shape_or_dtype_is_refused():
+    table, indices = torch.randn(9, 5), torch.zeros(4, 2, dtype=torch.long)
+    for buffer in (torch.empty(5, 5), torch.empty(4, 5, dtype=torch.float64)):
+        with pytest.raises(ValueError, match=r"out must be \(4, 5\) torch.float32"):
+            summed_rows(indices, table, out=buffer)
+
+
 def test_gradient_flows_to_the_table_as_with_one_call():
     generator = torch.Generator().manual_seed(2)
     table = torch.randn(3000, 300, generator=generator, requires_grad=True)

@@ -273,6 +273,12 @@ def _kill_workers(executor: ProcessPoolExecutor) -> None:
 
 # ----------------------------------------------------------------------------- ray
 
+def _run_family_in_ray(task: FamilyTask) -> dict:
+    """``run_family`` in a Ray worker, with the allocator settings of the local workers."""
+    keep_freed_memory()
+    return run_family(task)
+
+
 def run_ray(tasks: Sequence[FamilyTask], devices: str, threads: int | None,
             workers: int | None, address: str | None, on_result: ResultCallback,
             announce: Announce = lambda message: None) -> None:
@@ -299,8 +305,8 @@ def run_ray(tasks: Sequence[FamilyTask], devices: str, threads: int | None,
         announce(f"ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs in "
                  f"the cluster; each family requests {threads} CPU(s)"
                  f"{' and 1 GPU' if gpu else ''}")
-        remote = ray.remote(run_family).options(num_cpus=threads, num_gpus=1 if gpu else 0,
-                                                max_retries=0)
+        remote = ray.remote(_run_family_in_ray).options(
+            num_cpus=threads, num_gpus=1 if gpu else 0, max_retries=0)
         pending = list(tasks)
         while pending or running:
             while pending and (workers is None or len(running) < workers):

@@ -25,7 +25,7 @@ WEIGHTS_CHUNK_BYTES = 256 * 2**20
 # L = 200 and 300, estimates 17.8 and 17.1.
 PLM_COUPLING_COPIES = 6
 # (N, L·q) float32 arrays: the logits and log-probabilities buffers (the latter becomes the
-# logit gradient in place), and the one-hot rows of the sequence weights.
+# logit gradient in place), and one for the temporaries of their reductions.
 PLM_SEQUENCE_COPIES = 3
 # Coupling-sized arrays of a PCD fit (plain steps): the parameters, the data's and the chains'
 # pair frequencies (the latter becomes the gradient), their sum over the diagnostic window,

@@ -125,7 +125,8 @@ class _PlmObjective:
         fields = flat[:self.n_fields].view(self.length, self.n_states)
         couplings_flat = flat[self.n_fields:]
         couplings = couplings_flat.view(self.n_fields, self.n_fields)
-        if self.logits is None:
+        if self.logits is None or self.logits.dtype != flat.dtype or \
+                self.logits.device != flat.device:
             self.logits = flat.new_empty(n_sequences, self.n_fields)
             self.log_probabilities = flat.new_empty(n_sequences, self.length, self.n_states)
         summed_rows(self.rows, couplings, out=self.logits)
@@ -234,8 +235,9 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
                 (window[0] - window[-1]) <= settings.tolerance * abs(window[0]):
             converged = True
             break
-    clear_history(state)  # free the history and the objective's buffers before the
-    objective.free_buffers()  # (L, L, q, q) copy below
+    # Free the history and the objective's buffers before the (L, L, q, q) copy below.
+    clear_history(state)
+    objective.free_buffers()
     fields = state.x[:n_fields].view(length, n_states)
     coupling_blocks = state.x[n_fields:].view(length, n_states, length, n_states)
     J = coupling_blocks.permute(0, 2, 1, 3).contiguous()

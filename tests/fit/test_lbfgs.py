@@ -45,8 +45,10 @@ def test_a_line_search_that_finds_no_decrease_retries_without_history_then_stall
     too, and the state is left where it was, marked stalled, after 2 × MAX_BACKTRACKS
     evaluations."""
     calls = {"count": 0}
+    seen = []  # the buffers stay bounded on these paths too (see the test below)
 
     def evaluate(x, gradient):
+        seen.extend((x, gradient))
         calls["count"] += 1
         sign = 1.0 if calls["count"] <= 4 else -1.0   # lbfgs_init + three iterations
         torch.mul(4 * x ** 3 + 2 * x, sign, out=gradient)
@@ -62,6 +64,7 @@ def test_a_line_search_that_finds_no_decrease_retries_without_history_then_stall
     assert state.stalled and not state.steps
     assert torch.equal(state.x, x_before) and state.value == value_before
     assert state.evaluations == evaluations_before + 2 * MAX_BACKTRACKS
+    assert len({tensor.data_ptr() for tensor in seen}) <= 2 * 5 + 5
 
 
 def test_iterations_reuse_a_bounded_set_of_buffers():

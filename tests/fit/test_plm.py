@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional
 
 from potts_gwg.contacts import zero_sum_gauge
 from potts_gwg.fit.plm import PlmSettings, _PlmObjective, add_transpose_in_place, fit_plm
+from potts_gwg.ordered_sums import ordered_dot, ordered_sum
 
 from .known_models import exact_samples, symmetric_couplings
 
@@ -85,6 +87,54 @@ def test_evaluations_do_not_leak_into_each_other_through_the_reused_buffers():
     value_and_gradient(objective, second)
     again, gradient_again = value_and_gradient(objective, first)
     assert again == value and torch.equal(gradient_again, gradient)
+
+
+def reference_value_and_gradient(objective: _PlmObjective, flat: torch.Tensor
+                                 ) -> tuple[float, torch.Tensor]:
+    """The objective as written before its buffers were reused: fresh arrays, one
+    ``embedding_bag`` per lookup, D + Dᵀ as a copy of the transpose plus D."""
+    n, length, q = objective.rows.shape[0], objective.length, objective.n_states
+    fields = flat[:objective.n_fields].view(length, q)
+    couplings = flat[objective.n_fields:].view(objective.n_fields, objective.n_fields)
+    logits = functional.embedding_bag(objective.rows, couplings, mode="sum").view(
+        n, length, q) + fields
+    log_probabilities = torch.log_softmax(logits, dim=2)
+    observed = log_probabilities.gather(2, objective.targets)
+    value = (-ordered_sum(observed * objective.scaled_weights)
+             + objective.lambda_h * ordered_dot(fields.reshape(-1), fields.reshape(-1))
+             + 0.5 * objective.lambda_j * ordered_dot(flat[objective.n_fields:],
+                                                      flat[objective.n_fields:]))
+    logit_gradient = log_probabilities.exp_()
+    logit_gradient.scatter_add_(2, objective.targets, torch.full_like(observed, -1.0))
+    logit_gradient.mul_(objective.scaled_weights)
+    data_gradient = functional.embedding_bag(objective.picking_sequences,
+                                             logit_gradient.view(n, objective.n_fields),
+                                             objective.pick_offsets, mode="sum")
+    gradient = torch.empty_like(flat)
+    torch.add(logit_gradient.sum(dim=0), fields, alpha=2.0 * objective.lambda_h,
+              out=gradient[:objective.n_fields].view(length, q))
+    coupling_gradient = gradient[objective.n_fields:].view(objective.n_fields, -1)
+    coupling_gradient.copy_(data_gradient.T).add_(data_gradient)
+    coupling_gradient.mul_(0.5).add_(couplings, alpha=objective.lambda_j)
+    sites = torch.arange(length)
+    coupling_gradient.view(length, q, length, q)[sites, :, sites, :] = 0.0
+    return value, gradient
+
+
+def test_objective_is_bitwise_the_one_without_reused_buffers():
+    """L·q = 420: several symmetrisation tiles and column blocks; two evaluations, so the
+    second one runs in the first one's buffers."""
+    length, n_states = 20, 21
+    rng = np.random.default_rng(8)
+    x = torch.as_tensor(rng.integers(0, n_states, size=(60, length)))
+    objective = _PlmObjective(x, torch.as_tensor(rng.random(60), dtype=torch.float32),
+                              n_states, PlmSettings())
+    for seed in (9, 10):
+        point = flat_parameters(rng.normal(size=(length, n_states)),
+                                symmetric_couplings(length, n_states, seed, scale=0.05)).float()
+        value, gradient = value_and_gradient(objective, point)
+        expected_value, expected_gradient = reference_value_and_gradient(objective, point)
+        assert value == expected_value and torch.equal(gradient, expected_gradient)
 
 
 @pytest.mark.parametrize("size, tile", [(1, 256), (7, 3), (12, 4), (600, 256), (513, 256)])
