@@ -1,6 +1,7 @@
 """Benchmark: peak memory of PLM fits (`fit --method plm`) and PCD fits (`fit --method gwg`,
 plain steps and Adam) against the estimate the fit checks before allocating
-(``potts_gwg.fit.memory.fit_bytes``), on synthetic alignments.
+(``potts_gwg.fit.memory.fit_bytes``, plus on a CPU the allocator's slack), on synthetic
+alignments.
 
 Each run is a fresh child process: a tiny fit first (libraries and allocator warmed up),
 then the measured fit. PLM: a few more L-BFGS iterations than its history holds (the peak
@@ -32,7 +33,7 @@ from plm_synthetic import synthetic_alignment
 from potts_gwg.allocator import keep_freed_memory
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.atomic import atomic_open
-from potts_gwg.fit.memory import fit_bytes
+from potts_gwg.fit.memory import allocator_slack, fit_bytes
 from potts_gwg.fit.pcd import PcdSettings
 from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.pipeline import FitOptions, fit_stage
@@ -70,7 +71,7 @@ def measure(length: int, sequences: int, chains: int, fit: str, device: str) -> 
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     estimate = fit_bytes(sequences, length, len(PROTEIN_ALPHABET), PLM_HISTORY,
                          pcd_chains=None if fit == "plm" else chains, plm_init=False,
-                         adam=fit == "adam")
+                         adam=fit == "adam") + allocator_slack(torch.device(device))
     array_bytes = (length * len(PROTEIN_ALPHABET)) ** 2 * 4
     peak = summary.peak_memory_bytes or peak_rss - before
     return {"length": length, "n_sequences": sequences,

@@ -5,8 +5,10 @@ from the system and returns them when it is freed, so every such array costs a p
 per 4 KiB page when it is written again. A PCD step allocates several (chains, L·q) arrays
 (39 MB each at L = 458 with 1024 chains): at CRY2_4I6E, 5 GWG updates on one thread took 79
 and 87 s, with 10.6 M page faults; with the thresholds below 45-50 s and 1.5 M faults, for
-7 % more peak resident memory (benchmarks/README.md). Arrays larger than the threshold (the
+9 % more peak resident memory (benchmarks/README.md). Arrays larger than the threshold (the
 (L·q)² couplings of long proteins, which the fits reuse anyway) still come from the system.
+The memory a fit may keep this way is part of its estimate on a CPU
+(``potts_gwg.fit.memory.HOST_ALLOCATOR_SLACK_BYTES``).
 
 Called by the ``potts-gwg`` entry point and the batch's workers (local and Ray), not on
 import: a program that imports the library keeps its own allocator settings. A user's own

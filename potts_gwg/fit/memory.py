@@ -12,6 +12,7 @@ import re
 
 import torch
 
+from ..allocator import TRIM_THRESHOLD_BYTES
 from ..device import note_memory_estimate
 from ..errors import InputError, ResourceError
 
@@ -38,6 +39,10 @@ PCD_COUPLING_COPIES = 9
 PCD_ADAM_COUPLING_COPIES = 6
 # (B, L·q) float32 arrays per chain: local fields, proposal differences, one-hot rows.
 PCD_CHAIN_COPIES = 4
+# On a CPU, freed memory the command's allocator keeps for reuse (potts_gwg.allocator: up to
+# its trim threshold at the top of the heap): measured 1.7 coupling-sized arrays (122 MB) above
+# the PCD peak at L = 200 (benchmarks/fit_memory.py).
+HOST_ALLOCATOR_SLACK_BYTES = TRIM_THRESHOLD_BYTES
 SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -121,21 +126,28 @@ def format_bytes(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
+def allocator_slack(device: torch.device) -> int:
+    """Bytes beyond the live arrays that the process may hold on ``device``."""
+    return HOST_ALLOCATOR_SLACK_BYTES if device.type == "cpu" else 0
+
+
 def check_fit_memory(n_sequences: int, length: int, n_states: int, history_size: int,
                      device: torch.device, max_memory: int | None = None,
                      pcd_chains: int | None = None, plm_init: bool = True,
                      adam: bool = False) -> int:
-    """Return the estimate, or raise :class:`ResourceError` saying what would fit."""
+    """Return the estimate (on a CPU with the allocator's slack), or raise
+    :class:`ResourceError` saying what would fit."""
+    slack = allocator_slack(device)
     needed = fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init,
-                       adam)
+                       adam) + slack
     kind = "a PLM fit" if pcd_chains is None else f"a PCD fit with {pcd_chains} chains"
     available = available_bytes(device)
     budget = min(available, max_memory) if max_memory is not None else available
     if needed > budget:
         limit = "--max-memory" if max_memory is not None and max_memory < available else \
             f"free memory on {device}"
-        fits = largest_length(n_sequences, n_states, history_size, budget, pcd_chains,
-                              plm_init, adam)
+        fits = largest_length(n_sequences, n_states, history_size, budget - slack,
+                              pcd_chains, plm_init, adam)
         raise ResourceError(
             f"{kind} of L={length}, N={n_sequences} needs about {format_bytes(needed)} but "
             f"{limit} is {format_bytes(budget)}; the largest L that fits with this N is "
