@@ -102,7 +102,9 @@ class _ProgressPrinter:
               help="Refuse fits estimated to need more than this (binary units: 8G = 8 GiB, "
                    "also 512M, 1.5GiB or bytes); default: the device's free memory.")
 @threads_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No progress output (warnings about the result, such as a shallow "
+                   "alignment, still print).")
 def command(msa, output, method, device, seed, msa_format, query, query_index, query_file,
             theta, lambda_h, lambda_j, max_iterations, tolerance, init, chains, steps,
             learning_rate, lambda_group, target_pearson, max_time, checkpoint_interval, resume,
@@ -133,6 +135,7 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     progress = _ProgressPrinter(quiet)
     try:
         summary = fit_stage(msa, output, options, report=report,
+                            warn=lambda message: click.echo(message, err=True),
                             on_iteration=progress.plm(plm_settings.max_iterations),
                             on_pcd_iteration=progress.pcd(method, pcd_settings.max_iterations))
     finally:

@@ -99,8 +99,12 @@ def default_model_path(msa_path: str | os.PathLike) -> Path:
 
 def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
               options: FitOptions, report: Reporter = lambda message: None,
-              on_iteration=None, on_pcd_iteration=None) -> FitSummary:
+              on_iteration=None, on_pcd_iteration=None,
+              warn: Reporter | None = None) -> FitSummary:
     """Read, weight, fit and write the model file; return what was done.
+
+    ``report`` gets notes on the work, ``warn`` (default: ``report``) warnings about the
+    result, such as an alignment too shallow for reliable contacts (``fit -q`` keeps those).
 
     ``on_iteration(iteration, objective, gradient_norm)`` follows PLM (also the PLM start
     of a PCD fit); ``on_pcd_iteration(PcdProgress)`` follows a gwg/gibbs fit.
@@ -130,11 +134,12 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(options.seed)
         return _fit_stage(msa_path, output, options, device, start, report, on_iteration,
-                          on_pcd_iteration)
+                          on_pcd_iteration, warn or report)
 
 
 def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device,
-               start: float, report: Reporter, on_iteration, on_pcd_iteration) -> FitSummary:
+               start: float, report: Reporter, on_iteration, on_pcd_iteration,
+               warn: Reporter) -> FitSummary:
     """:func:`fit_stage` once its options are checked and its device chosen."""
     alignment = read_alignment(msa_path, format=options.format, query=options.query,
                                query_index=options.query_index, query_file=options.query_file,
@@ -161,7 +166,7 @@ def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device
            f"Neff/L={n_effective / alignment.length:.2f}")
     shallow = shallow_alignment_note(n_effective, alignment.length)
     if shallow is not None:
-        report(f"warning: {shallow}")
+        warn(f"warning: {shallow}")
     for leftover in remove_stale_temporaries(output):
         report(f"removed {leftover}, left by an earlier run that was killed while writing")
     meta = {

@@ -106,6 +106,9 @@ def test_a_shallow_alignment_is_warned_about(tmp_path):
     fit = CliRunner().invoke(main, ["fit", str(shallow), "-o", str(tmp_path / "m.npz"),
                                     "--max-iterations", "2"])
     assert fit.exit_code == 0 and "warning: Neff/L = 0.13 is below 1" in fit.stderr
+    quiet = CliRunner().invoke(main, ["fit", str(shallow), "-o", str(tmp_path / "q.npz"),
+                                      "--max-iterations", "2", "-q"])
+    assert quiet.exit_code == 0 and "warning: Neff/L = 0.13 is below 1" in quiet.stderr
     example = Path(__file__).resolve().parents[2] / "data" / "PF00018_2O9S" / \
         "PF00018_2O9S.fasta"
     assert "Neff/L" not in run(str(example)).stderr
