@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from ..errors import NumericalError
 from ..ordered_sums import ordered_dot, ordered_sum
 from ..row_sums import summed_rows
@@ -196,7 +197,9 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
             device: torch.device | str = "cpu",
             on_iteration: ProgressCallback | None = None) -> PlmResult:
     """Fit h (L, q) and J (L, L, q, q) to encoded sequences ``indices`` (N, L) with weights (N,)
-    (numpy or torch; checked by :mod:`.inputs`).
+    (numpy or torch; checked by :mod:`.inputs`), on ``device``: a ``torch.device`` or
+    ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as for ``fit --device`` (``auto`` says on
+    stderr when it falls back to the CPU).
 
     Stops after ``max_iterations`` L-BFGS iterations, or (converged, as CCMpred) when the
     objective fell by less than the fraction ``tolerance`` over the last 5 iterations, or
@@ -206,7 +209,7 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
     """
     settings = settings or PlmSettings()
     start = time.perf_counter()
-    device = torch.device(device)
+    device = resolve_device(device) if isinstance(device, str) else device
     states = encoded_sequences(indices, n_states, device)
     weights = sequence_weight_vector(weights, states.shape[0], device)
     length = states.shape[1]

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional
 
 from potts_gwg.contacts import zero_sum_gauge
+from potts_gwg.errors import DeviceError
 from potts_gwg.fit.plm import PlmSettings, _PlmObjective, add_transpose_in_place, fit_plm
 from potts_gwg.ordered_sums import ordered_dot, ordered_sum
 
@@ -230,3 +231,14 @@ def test_gpu_fit_matches_cpu_fit():
 def test_bad_plm_settings_are_refused_when_made(change):
     with pytest.raises(ValueError, match="must be >= "):
         PlmSettings(**change)
+
+
+def test_device_names_are_those_of_the_command_line(capsys):
+    x = np.random.default_rng(11).integers(0, 3, size=(20, 4))
+    settings = PlmSettings(max_iterations=2)
+    if not torch.cuda.is_available():
+        result = fit_plm(x, np.ones(20), 3, settings, device="auto")
+        assert result.J.shape == (4, 4, 3, 3)
+        assert "device: auto -> cpu" in capsys.readouterr().err
+    with pytest.raises(DeviceError, match="--device gpu: unknown device"):
+        fit_plm(x, np.ones(20), 3, settings, device="gpu")
