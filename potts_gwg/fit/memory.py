@@ -40,8 +40,8 @@ PCD_ADAM_COUPLING_COPIES = 6
 # (B, L·q) float32 arrays per chain: local fields, proposal differences, one-hot rows.
 PCD_CHAIN_COPIES = 4
 # On a CPU, freed memory the command's allocator keeps for reuse (potts_gwg.allocator: up to
-# its trim threshold at the top of the heap): measured 1.7 coupling-sized arrays (122 MB) above
-# the PCD peak at L = 200 (benchmarks/fit_memory.py).
+# its trim threshold at the top of the heap): measured 1.7 and 2.7 coupling-sized arrays (120
+# and 190 MB) above the glibc-default PCD peak at L = 200 in two runs (benchmarks/fit_memory.py).
 HOST_ALLOCATOR_SLACK_BYTES = TRIM_THRESHOLD_BYTES
 SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
