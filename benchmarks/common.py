@@ -113,14 +113,17 @@ def machine_description() -> dict:
             "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
-def timed_run(command: list[str]) -> tuple[int, str, str, float, int]:
-    """Run a command; return (exit status, stdout, stderr, wall seconds, peak RSS bytes).
+def timed_run(command: list[str], env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> tuple[int, str, str, float, int]:
+    """Run a command (in ``env`` and ``cwd``, default ours); return (exit status, stdout,
+    stderr, wall seconds, peak RSS bytes).
 
     The child's own peak resident memory comes from wait4's rusage (Linux: kilobytes).
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env,
+                                   cwd=cwd)
         _pid, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)

@@ -6,7 +6,7 @@ import click
 
 from potts_gwg.errors import InputError
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
-from potts_gwg.pipeline import contacts_stage
+from potts_gwg.contacts_stage import contacts_stage
 
 
 @click.command(name="contacts")

@@ -1,6 +1,7 @@
-"""The ``potts-gwg`` entry point. Loading the command line imports torch (seconds): Ctrl-C
-then is one line and exit 130 too, not a traceback from inside an import. The process's
-allocator keeps freed arrays for reuse first (:mod:`potts_gwg.allocator`)."""
+"""The ``potts-gwg`` entry point. Ctrl-C while the command line loads is one line and exit
+130 too, not a traceback from inside an import (the command that runs loads its own modules,
+torch for most, under the group's error handling). The process's allocator keeps freed arrays
+for reuse first (:mod:`potts_gwg.allocator`)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import os
 import signal
 import sys
@@ -31,6 +32,21 @@ from .entry import EXIT_INTERRUPTED
 
 EXIT_INTERNAL = 70
 EXIT_TERMINATED = 128 + signal.SIGTERM
+
+# The commands: name -> (module of this package, the summary `potts-gwg --help` lists, which is
+# the first sentence of the command's own help). A command's module is imported only when it
+# runs: importing them all (torch among them, ~2 s) would slow `--help` and `contacts`.
+COMMANDS = {
+    "batch": ("batch", "Fit and evaluate every family of INPUT into OUTDIR/<id>/, resumably."),
+    "contacts": ("contacts",
+                 "Predict contacts from the Potts MODEL file written by `potts-gwg fit`."),
+    "ebm": ("ebm", "Energy-based models on binary or categorical data: PCD training with GWG "
+                   "or Gibbs chains, sampling, and AIS evaluation."),
+    "fit": ("fit", "Fit a Potts model to the alignment MSA and write it as an .npz model file."),
+    "msa-info": ("msa_info", "Summarise the alignment MSA as the other commands will see it."),
+    "sample": ("sample", "Sample sequences from the Potts model in MODEL (an .npz written by "
+                         "`potts-gwg fit`)."),
+}
 
 
 class Terminated(KeyboardInterrupt):
@@ -56,7 +72,35 @@ def _sigterm_unwinds():
 
 
 class PottsGroup(click.Group):
-    """A Click group that reports library errors as one line and a non-zero exit status."""
+    """A Click group that reports library errors as one line and a non-zero exit status.
+
+    ``lazy_commands`` (name -> (module of this package, summary), as :data:`COMMANDS`) are
+    listed by ``--help`` from their summaries and imported only when they run.
+    """
+
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in self.lazy_commands:
+            module = importlib.import_module(f"{__package__}.{self.lazy_commands[name][0]}")
+            command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list; a lazy command's summary comes without importing it."""
+        limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)), default=0)
+        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
+                 else self.lazy_commands[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
         with memory_estimate_scope():  # outside the handlers: they quote the estimate
@@ -114,8 +158,8 @@ def _silence_standard_output() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-@click.group(cls=PottsGroup, context_settings={"help_option_names": ["-h", "--help"],
-                                                "max_content_width": 100})
+@click.group(cls=PottsGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="potts-gwg")
 def main():
     """Protein Potts models: read an MSA, fit a Potts model, predict residue contacts.
@@ -130,13 +174,3 @@ def main():
     --query-index or --query-file says otherwise; insert states and columns where the query
     has a gap are dropped.
     """
-
-
-def _register_commands() -> None:
-    from . import batch, contacts, ebm, fit, msa_info, sample
-
-    for module in (msa_info, fit, contacts, sample, batch, ebm):
-        main.add_command(module.command)
-
-
-_register_commands()

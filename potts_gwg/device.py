@@ -1,5 +1,8 @@
 """Device choice, made at run time (never at import): ``auto`` falls back to CPU loudly.
 
+Importing this module does not import torch (seconds of start-up): the command line's error
+handling and ``--device`` choices load with commands, like ``contacts``, that need no torch.
+
 Also the translation of out-of-memory failures (CUDA, the CPU allocator, Python's
 ``MemoryError``) into a one-line :class:`ResourceError` that gives the job's memory estimate,
 when the stage about to allocate noted one, and what to change.
@@ -12,13 +15,15 @@ import contextvars
 import re
 import sys
 from collections.abc import Collection, Iterator
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import DeviceError, ResourceError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 AUTO_FALLBACK = "no CUDA GPU found; running on the CPU"  # said whenever auto gets no GPU
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(name: str, announce=None) -> torch.device:
@@ -27,6 +32,8 @@ def resolve_device(name: str, announce=None) -> torch.device:
     ``auto`` takes the first CUDA GPU when there is one and otherwise says, on ``announce``
     (default: stderr), that it fell back to the CPU. ``cuda`` without a GPU is an error.
     """
+    import torch
+
     say = announce or (lambda message: print(message, file=sys.stderr))
     if name == "auto":
         if torch.cuda.is_available():
@@ -51,6 +58,8 @@ def resolve_device(name: str, announce=None) -> torch.device:
 
 def device_description(device: torch.device) -> str:
     """A short human description for logs and benchmark records."""
+    import torch
+
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     threads = torch.get_num_threads()
@@ -83,9 +92,17 @@ def memory_estimate_scope() -> Iterator[None]:
 def is_out_of_memory(error: BaseException) -> bool:
     """True for torch's OutOfMemoryError (CUDA), an allocator's 'can't allocate memory'
     RuntimeError (CPU) and Python's MemoryError."""
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError, torch.cuda.OutOfMemoryError)):
+    if isinstance(error, (MemoryError, *_torch_out_of_memory_types())):
         return True
     return isinstance(error, RuntimeError) and bool(_OUT_OF_MEMORY_TEXT.search(str(error)))
+
+
+def _torch_out_of_memory_types() -> tuple[type[BaseException], ...]:
+    """torch's out-of-memory exceptions, if torch is loaded: if it is not, none was raised."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return ()
+    return (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError)
 
 
 def out_of_memory_error(error: BaseException,
@@ -96,8 +113,7 @@ def out_of_memory_error(error: BaseException,
     from .fit.memory import format_bytes
 
     text = str(error)
-    on_gpu = isinstance(error, (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError)) or \
-        "CUDA" in text
+    on_gpu = isinstance(error, _torch_out_of_memory_types()) or "CUDA" in text
     details = []
     tried = re.search(r"[Tt]ried to allocate ([0-9.]+ [KMGT]?i?B)", text)
     tried_bytes = re.search(r"tried to allocate (\d+) bytes", text)

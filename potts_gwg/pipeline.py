@@ -1,30 +1,28 @@
-"""Stage functions behind the commands: each does one job end to end and returns its outputs.
+"""The fit stage behind ``potts-gwg fit``: one job end to end, returning its outputs.
 
-``fit_stage`` reads an alignment and writes a model file; ``contacts_stage`` scores a model
-and writes the ranked pairs (and, given a structure, the precision table and a picture).
-Both write atomically and return paths, so a batch runner can call them and resume.
+``fit_stage`` reads an alignment and writes a model file atomically; its summary names the
+file, so a batch runner can call it and resume. The contacts stage that scores the model is
+:func:`potts_gwg.contacts_stage.contacts_stage` (no torch there, so ``potts-gwg contacts``
+starts fast); scripts written when it lived here still import it from here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import __version__
 from .alphabet import PROTEIN_ALPHABET
-from .atomic import atomic_open, atomic_path, output_target, remove_stale_temporaries
-from .contacts import contact_scores, frobenius_scores
+from .atomic import output_target, remove_stale_temporaries
+from .contacts_stage import ContactsSummary, contacts_stage  # noqa: F401 (re-exported)
 from .device import device_description, resolve_device
 from .errors import InputError
 from .fit.checkpoint import (
@@ -37,7 +35,6 @@ from .fit.memory import check_fit_memory
 from .fit.pcd import PcdSettings, default_steps, fit_pcd, initial_state
 from .fit.plm import PlmSettings, fit_plm, initial_fields
 from .interrupts import held_interrupts
-from .io.contact_formats import dump_contacts
 from .io.model_file import PottsModel, load_model, save_model
 from .io.msa import read_alignment
 from .weights import effective_number, sequence_weights, shallow_alignment_note
@@ -322,93 +319,3 @@ def _start_from_model(path: str, length: int) -> tuple[torch.Tensor, torch.Tenso
 def _finite_or_none(value: float, digits: int = 5) -> float | None:
     """JSON has no NaN: a diagnostic never computed (no update made) is null."""
     return round(value, digits) if math.isfinite(value) else None
-
-
-@dataclass
-class ContactsSummary:
-    output: Path | None
-    length: int
-    precision: list[dict] | None = None
-    mapping: dict | None = None
-    plot: Path | None = None
-    model: dict | None = None  # where the scores come from: the model file's fit record
-
-    def as_json(self) -> str:
-        return json.dumps({"output": None if self.output is None else str(self.output),
-                           "length": self.length, "model": self.model,
-                           "precision": None if self.precision is None else [
-                               {**row, "precision": row["precision"]
-                                if row["precision"] == row["precision"] else None}
-                               for row in self.precision],  # NaN is not JSON: null
-                           "structure_mapping": self.mapping,
-                           "plot": None if self.plot is None else str(self.plot)}, indent=2)
-
-
-def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | None,
-                   format: str = "tsv", apc: bool = True, min_separation: int = 1,
-                   structure: str | os.PathLike | None = None, chain: str | None = None,
-                   plot: str | os.PathLike | None = None,
-                   top: int | None = None) -> ContactsSummary:
-    """Score the model's pairs, write them (the ``top`` best, if given), and evaluate against
-    a structure if given (over all pairs, whatever ``top``)."""
-    for path in (output, plot):
-        if path is not None and str(path) != "-":
-            output_target(path, inputs=(model_path, structure))  # refused before the work
-    if output is not None and plot is not None and Path(output) == Path(plot):
-        raise InputError("is given as both the contacts output and the --plot picture", plot)
-    if plot is not None:
-        from .plot import plot_format
-
-        extension = plot_format(plot)  # an unknown picture format is refused before the work
-    model = load_model(model_path)
-    scores = contact_scores(model.J, model.alphabet, apc=apc)
-    query_sequence = model.meta.get("query_sequence")
-    summary = ContactsSummary(output=None, length=model.length, model={
-        "path": str(model_path), "apc": apc,
-        **{key: model.meta.get(key) for key in ("method", "seed", "msa", "query_name")}})
-    distances = None
-    if structure is not None or plot is not None:
-        if structure is None:
-            raise InputError("--plot needs --pdb STRUCTURE to draw native contacts")
-        if not isinstance(query_sequence, str) or len(query_sequence) != model.length:
-            raise InputError("model meta has no query_sequence of length L, needed to map "
-                             "the query onto the structure", model_path)
-        from .evaluation import precision_table
-        from .io.structure import NotTheQueryError, query_distances
-
-        try:
-            distances, mapping, residues = query_distances(query_sequence, structure, chain)
-        except NotTheQueryError as error:
-            name = model.meta.get("query_name")
-            raise InputError(f"{error}; the model's query is the record {name!r}: if that is "
-                             "not this protein, fit again with --query, --query-index or "
-                             "--query-file") from None
-        summary.precision = precision_table(scores, distances)
-        summary.mapping = {"structure": str(structure), "chain": residues.chain_id,
-                           "identity": round(mapping.identity, 4),
-                           "coverage": round(mapping.coverage, 4),
-                           "n_aligned": mapping.n_aligned,
-                           # aligned and with a Cβ (Cα for Gly): the positions scored
-                           "n_with_coordinates": int(np.isfinite(np.diag(distances)).sum())}
-    figure = None
-    if plot is not None:
-        from .plot import contact_map_figure, save_figure
-
-        figure = contact_map_figure(scores, distances, min_separation=max(6, min_separation),
-                                    title=Path(model_path).stem)
-    # The files are replaced together when both are written: a failure or Ctrl-C part way
-    # leaves both as they were.
-    with contextlib.ExitStack() as replaced_together:
-        if output is not None:
-            stream = sys.stdout if str(output) == "-" else replaced_together.enter_context(
-                atomic_open(output))
-            raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
-            dump_contacts(stream, format, scores, min_separation=min_separation,
-                          sequence=query_sequence if isinstance(query_sequence, str) else None,
-                          raw_scores=raw, target=Path(model_path).stem, apc=apc, top=top)
-            summary.output = Path(output)
-        if figure is not None:
-            save_figure(figure, replaced_together.enter_context(
-                atomic_path(plot, suffix=f".{extension}")), extension)
-            summary.plot = Path(plot)
-    return summary

@@ -1,5 +1,6 @@
 """The contact-map picture: real PNG, PDF or SVG files, without touching pyplot (atomic
-writing is ``contacts_stage``'s, tested in tests/test_pipeline.py)."""
+writing is ``contacts_stage``'s, tested through ``potts-gwg contacts --plot`` in
+tests/cli/test_fit_contacts.py)."""
 
 from __future__ import annotations
 

@@ -334,7 +334,8 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None:
-    from ..pipeline import FitOptions, contacts_stage, fit_stage
+    from ..contacts_stage import contacts_stage
+    from ..pipeline import FitOptions, fit_stage
 
     family, settings = task.family, task.settings
     options = FitOptions(method=settings.method, device=task.device, seed=settings.seed,

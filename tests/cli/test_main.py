@@ -1,5 +1,6 @@
 """The command group's fault handling: out of memory anywhere, SIGTERM and Ctrl-C part way
-(no partial output), and no network access by fit, contacts and batch."""
+(no partial output), no network access by fit, contacts and batch, and a command list that
+loads no command (`--help` and `contacts` start without torch)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from potts_gwg.cli.main import EXIT_INTERRUPTED, EXIT_TERMINATED, main
+from potts_gwg.cli.main import COMMANDS, EXIT_INTERRUPTED, EXIT_TERMINATED, main
 
 from potts_gwg.device import note_memory_estimate
 
@@ -220,3 +222,49 @@ def test_fit_contacts_and_batch_never_touch_the_network(tmp_path, monkeypatch):
     assert not log.exists(), log.read_text()
     worker_pids = {int(line) for line in armed.read_text().split()}
     assert worker_pids and os.getpid() not in worker_pids  # the worker ran guarded
+
+
+def test_the_command_list_gives_each_command_its_own_summary():
+    """`potts-gwg --help` lists the commands without importing them, from COMMANDS: each
+    summary there must be what the command's own help starts with."""
+    context = click.Context(main)
+    assert main.list_commands(context) == sorted(COMMANDS)
+    for name, (_, summary) in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None and command.name == name
+        assert summary == command.get_short_help_str(limit=1000), name
+    listing = CliRunner().invoke(main, ["--help"], terminal_width=200).output
+    for name, (_, summary) in COMMANDS.items():
+        assert f"  {name}  " in listing and summary in " ".join(listing.split()), name
+
+
+# Runs the command line, then says on stderr whether torch was imported.
+TORCH_PROBE = '''
+import atexit
+import sys
+
+atexit.register(lambda: sys.stderr.write(f"torch imported: {'torch' in sys.modules}\\n"))
+from potts_gwg.cli.entry import run
+run()
+'''
+
+
+def run_probing_torch(*arguments) -> tuple[subprocess.CompletedProcess, bool]:
+    result = subprocess.run([sys.executable, "-c", TORCH_PROBE, *map(str, arguments)],
+                            capture_output=True, text=True, check=False)
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("torch imported: "), result.stderr
+    return result, last == "torch imported: True"
+
+
+def test_help_version_and_contacts_run_without_importing_torch(example_model, tmp_path):
+    """Importing torch takes ~2 s: more than the rest of `contacts` on a small family."""
+    output, picture = tmp_path / "c.tsv", tmp_path / "map.png"
+    for arguments in (["--help"], ["--version"],
+                      ["contacts", example_model, "--pdb", EXAMPLE_PDB, "-o", output,
+                       "--plot", picture, "--json"]):
+        result, imported = run_probing_torch(*arguments)
+        assert result.returncode == 0 and not imported, (arguments, result.stderr)
+    assert output.exists() and picture.exists()
+    result, imported = run_probing_torch("fit", "--help")  # the probe does see torch
+    assert result.returncode == 0 and imported
