@@ -18,7 +18,7 @@ from potts_gwg.fit.memory import parse_size
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
 from potts_gwg.pipeline import FIT_METHODS
 
-from .options import MSA_FORMATS, method_settings, pcd_options, plm_options
+from .options import MSA_FORMATS, checked_seed, method_settings, pcd_options, plm_options
 
 
 @click.command(name="batch")
@@ -27,7 +27,8 @@ from .options import MSA_FORMATS, method_settings, pcd_options, plm_options
               metavar="OUTDIR", help="Folder for OUTDIR/<id>/ per family and the summary.")
 @click.option("--method", type=click.Choice(FIT_METHODS), default="plm", show_default=True,
               help="Fit method (as potts-gwg fit).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every fit.")
+@click.option("--seed", type=int, callback=checked_seed, default=0, show_default=True,
+              help="Random seed of every fit.")
 @click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
               help="MSA format for families whose manifest row gives none (default: sniffed).")
 @functools.partial(plm_options, per_method=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import click
@@ -14,9 +13,7 @@ from potts_gwg.atomic import atomic_open, check_outputs, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
-from .options import device_option, threads_option
-
-MAX_SEED = 2 ** 63 - 1
+from .options import checked_seed, chosen_seed, device_option, threads_option
 
 
 @click.group(name="ebm")
@@ -34,12 +31,6 @@ def command() -> None:
       potts-gwg ebm sample digits.npz -n 64 --png samples.png
       potts-gwg ebm eval digits.npz --ais --data data/digits/digits.npz
     """
-
-
-def _seed(seed: int | None) -> int:
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
-    return secrets.randbelow(2 ** 31) if seed is None else seed
 
 
 def _progress_option(function):
@@ -86,7 +77,7 @@ def _progress_option(function):
               help="Continue the run in the existing model file -o (its settings and random "
                    "state; the options above except --iterations and --checkpoint-every are "
                    "ignored).")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (weights, data batches, chains); recorded in the model file. "
                    "[default: drawn at random]")
 @device_option
@@ -120,7 +111,8 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
         spec.check()
         config = TrainConfig(sampler=sampler, steps=steps, batch_size=batch_size,
                              buffer_size=buffer_size, reinit_rate=reinit_rate,
-                             learning_rate=learning_rate, ema_decay=ema_decay, seed=_seed(seed))
+                             learning_rate=learning_rate, ema_decay=ema_decay,
+                             seed=chosen_seed(seed))
         config.check()
         where = resolve_device(device)
         base_distribution = IndependentSites.from_data(data, dataset.n_states).to(where)
@@ -158,7 +150,7 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
                    "give -o, --png or both.")
 @click.option("--png", type=click.Path(path_type=Path),
               help="Write an image grid of the samples (image data only).")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed, recorded in the outputs.  [default: drawn at random]")
 @device_option
 @threads_option
@@ -181,7 +173,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
     if png is not None and saved.spec.image_shape is None:
         raise InputError("--png needs image data; this model's data have no image_shape",
                          model_path)
-    seed = _seed(seed)
+    seed = chosen_seed(seed)
     where = resolve_device(device)
     model, base = saved.energy(where, ema=ema), saved.base(where)
     generator = torch.Generator(device=where).manual_seed(seed)
@@ -223,7 +215,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
               help="Use the moving average of the parameters (or the last ones).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Also write the results as JSON.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed of AIS, recorded in the output.  [default: drawn at random]")
 @device_option
 @threads_option
@@ -249,7 +241,7 @@ def evaluate(model_path: Path, data_path: Path | None, split: str, ais: bool, te
     if (dataset.n_sites, dataset.n_states) != (saved.spec.n_sites, saved.spec.n_states):
         raise InputError(f"the data have {dataset.n_sites} sites × {dataset.n_states} states, "
                          f"the model {saved.spec.n_sites} × {saved.spec.n_states}", data_path)
-    seed = _seed(seed)
+    seed = chosen_seed(seed)
     where = resolve_device(device)
     model, base = saved.energy(where, ema=ema), saved.base(where)
     data = torch.from_numpy(rows).to(where)

@@ -4,7 +4,6 @@ training with missing labels, joint and conditional sampling, prediction)."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import click
@@ -38,16 +37,9 @@ from potts_gwg.ebm.joint_train import (
 )
 from potts_gwg.errors import InputError
 
-from .options import device_option, threads_option
+from .options import checked_seed, chosen_seed, device_option, threads_option
 
-MAX_SEED = 2 ** 63 - 1
 DEFAULTS = JointTrainingConfig()
-
-
-def _seed(seed: int | None) -> int:
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
-    return secrets.randbelow(2 ** 31) if seed is None else seed
 
 
 def _parse_sites(text: str, n_labels: int, n_states: int) -> dict[int, int]:
@@ -92,11 +84,11 @@ def command():
               help="Number of points.")
 @click.option("--labelled", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Fraction of points that keep their labels (the rest get -1).")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (recorded in the file).  [default: drawn at random]")
 def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
     """Write the toy data: 8 Gaussian modes on a circle, labels = the 3 bits of the mode."""
-    seed = _seed(seed)
+    seed = chosen_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = circle_toy(n_points, generator)
     keep = torch.rand(n_points, generator=generator) < labelled
@@ -146,7 +138,7 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
               show_default=True, help="Penalty on f² of data and samples (stabilises f).")
 @click.option("--ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.ema,
               show_default=True, help="Decay of the parameter average that is saved.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (recorded in the model).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG of data, joint and conditional samples (2-D data only).")
@@ -172,7 +164,7 @@ def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: in
     x, y, labelled, data_meta = load_joint_data(data)
     if plot is not None and x.shape[1] != 2:
         raise InputError(f"--plot needs 2-D data; {data} has d = {x.shape[1]}")
-    seed = _seed(seed)
+    seed = chosen_seed(seed)
     where = resolve_device(device)
     n_states = int(y[labelled].max()) + 1 if bool(labelled.any()) else 2
     n_states = max(n_states, int(data_meta.get("n_states", 2)))
@@ -248,7 +240,7 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
               help="Langevin λ.  [default: the training value]")
 @click.option("--mala/--no-mala", default=None,
               help="Metropolis-adjusted Langevin steps on x.  [default: as in training]")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (recorded in the output).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="PNG scatter of the samples (2-D data only).")
@@ -263,7 +255,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
     joint, meta = load_joint_model(model_path, where)
     if plot is not None and joint.data_dim != 2:
         raise InputError(f"--plot needs 2-D data; the model has d = {joint.data_dim}")
-    seed = _seed(seed)
+    seed = chosen_seed(seed)
     generator = torch.Generator(device=where).manual_seed(seed)
     langevin = _langevin(meta, step_size, temperature, mala)
     low, high = _bounds(meta, joint, model_path)
@@ -313,7 +305,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
               help="sample: label-chain steps before the first kept state.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help=".npz to write the predicted labels y (N, k) to.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed of --method sample.  [default: drawn at random]")
 @device_option
 @threads_option
@@ -328,7 +320,7 @@ def predict(model_path: Path, data: Path, method: str, samples: int, steps: int,
         raise InputError(f"data has d = {x.shape[1]}, k = {y.shape[1]}; the model expects "
                          f"d = {joint.data_dim}, k = {joint.n_labels}", data)
     x = x.to(where)
-    seed = _seed(seed)
+    seed = chosen_seed(seed)
     generator = torch.Generator(device=where).manual_seed(seed)
     if method == "exact":
         predicted = predict_exact(joint, x)

@@ -16,6 +16,7 @@ from potts_gwg.fit.plm import PlmSettings
 from potts_gwg.pipeline import FIT_METHODS, FitOptions, fit_stage
 
 from .options import (
+    checked_seed,
     device_option,
     method_settings,
     msa_options,
@@ -89,7 +90,7 @@ class _ProgressPrinter:
                    "with Gibbs-with-Gradients or Gibbs chains (slower; see README for when "
                    "it pays off).")
 @device_option
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, callback=checked_seed, default=0, show_default=True,
               help="Random seed, recorded in the model file.")
 @msa_options
 @functools.partial(plm_options, per_method=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
 
+from potts_gwg import settings
 from potts_gwg.device import DEVICE_CHOICES
+from potts_gwg.errors import InputError
 from potts_gwg.io.msa import FORMAT_ALIASES, FORMATS
 
 MSA_FORMATS = (*FORMATS, *FORMAT_ALIASES)  # what --format takes
@@ -26,6 +30,19 @@ def msa_options(function):
     ]):
         function = option(function)
     return function
+
+
+def checked_seed(context, parameter, seed: int | None) -> int | None:
+    """``--seed`` callback: 0..2^63 - 1, as every command records it (a larger one failed
+    inside torch); a one-line error like the other bad numbers."""
+    if seed is not None and not 0 <= seed <= settings.MAX_SEED:
+        raise InputError(f"--seed must lie in 0..{settings.MAX_SEED}, got {seed}")
+    return seed
+
+
+def chosen_seed(seed: int | None) -> int:
+    """``seed``, or one drawn at random when none was given (the command records it)."""
+    return secrets.randbelow(2 ** 31) if seed is None else seed
 
 
 class DeviceName(click.ParamType):

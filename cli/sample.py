@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 from pathlib import Path
 
 import click
@@ -16,9 +15,8 @@ from potts_gwg.engine import GibbsSampler, GWGSampler, PottsEnergy, run_chains
 from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
 
-from .options import msa_options, threads_option
+from .options import checked_seed, chosen_seed, msa_options, threads_option
 
-MAX_SEED = 2 ** 63 - 1
 
 
 @click.command(name="sample")
@@ -40,7 +38,7 @@ MAX_SEED = 2 ** 63 - 1
                    "burn-in + thin.  [default: 10·L]")
 @click.option("--thin", type=int, default=None,
               help="Steps between a chain's samples.  [default: L, one sweep]")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed; the same seed on the same device gives the same "
                    "sequences.  [default: drawn at random, and recorded]")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
@@ -84,8 +82,6 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
                                ("--burn-in", burn_in, 0), ("--thin", thin, 1)):
         if value is not None and value < least:
             raise InputError(f"{name} must be at least {least}, got {value}")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
     progress_source = click.get_current_context().get_parameter_source("progress")
     if quiet and progress and progress_source == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("-q/--quiet and --progress contradict each other")
@@ -106,7 +102,7 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
     chains = chains or min(n_samples, 100)
     burn_in = 10 * length if burn_in is None else burn_in
     thin = length if thin is None else thin
-    seed = secrets.randbelow(2 ** 31) if seed is None else seed
+    seed = chosen_seed(seed)
     per_chain = math.ceil(n_samples / chains)
 
     where = resolve_device(device, announce=(lambda message: None) if quiet else None)

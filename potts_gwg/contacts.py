@@ -24,6 +24,13 @@ def zero_sum_gauge(J: np.ndarray) -> np.ndarray:
 
 def frobenius_scores(J: np.ndarray, alphabet: str) -> np.ndarray:
     """F (L, L): Frobenius norms of the zero-sum-gauged blocks over the non-gap states."""
+    J = np.asarray(J)
+    if J.ndim != 4 or J.shape[0] != J.shape[1] or J.shape[2] != J.shape[3] \
+            or J.dtype.kind != "f":
+        raise ValueError(f"J must be (L, L, q, q) floats, got shape {J.shape} {J.dtype}")
+    if len(alphabet) != J.shape[2]:
+        raise ValueError(f"the alphabet {alphabet!r} has {len(alphabet)} letters, J has "
+                         f"q = {J.shape[2]} states: the letters name J's states in order")
     residue_states = [index for index, letter in enumerate(alphabet) if letter != GAP]
     blocks = zero_sum_gauge(J[:, :, residue_states][:, :, :, residue_states])
     scores = np.sqrt((blocks ** 2).sum(axis=(2, 3)))

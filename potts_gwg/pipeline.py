@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from . import __version__, settings
 from .alphabet import PROTEIN_ALPHABET
 from .atomic import output_target, remove_stale_temporaries
 from .contacts_stage import ContactsSummary, contacts_stage  # noqa: F401 (re-exported)
@@ -65,6 +65,19 @@ class FitOptions:
     checkpoint_interval: float | None = DEFAULT_CHECKPOINT_INTERVAL
     resume: bool = False
     progress: bool | None = False      # bars while reading and weighting (None: on a terminal)
+
+    def __post_init__(self):
+        # Checked here, not after the fit when the meta is written (numpy scalars converted).
+        self.seed = settings.seed(self.seed)
+        self.theta = settings.real("theta", self.theta, most=1, above=0)
+        if self.query_index is not None:
+            self.query_index = settings.integer("query_index (1-based)", self.query_index,
+                                                least=1)
+        if self.max_memory is not None:
+            self.max_memory = settings.integer("max_memory (bytes)", self.max_memory, least=0)
+        if self.checkpoint_interval is not None:
+            self.checkpoint_interval = settings.real("checkpoint_interval (seconds)",
+                                                     self.checkpoint_interval, least=0)
 
 
 @dataclass

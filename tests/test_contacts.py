@@ -103,3 +103,14 @@ def test_contact_scores_symmetric_with_zero_diagonal(apc):
     scores = contact_scores(random_couplings(7, 21, seed=5), PROTEIN_ALPHABET, apc=apc)
     np.testing.assert_allclose(scores, scores.T)
     assert np.all(np.diag(scores) == 0.0)
+
+
+def test_an_alphabet_or_shape_that_does_not_fit_J_is_refused():
+    """With the wrong alphabet the gap state would be taken for a residue, silently."""
+    J = random_couplings(4, 3, seed=0)
+    with pytest.raises(ValueError, match="alphabet 'ACGT-' has 5 letters, J has q = 3"):
+        contact_scores(J, "ACGT-")
+    with pytest.raises(ValueError, match=r"J must be \(L, L, q, q\) floats, got shape \(4, 3, 3\)"):
+        contact_scores(J[0], "AC-")
+    with pytest.raises(ValueError, match="got shape .* int64"):
+        contact_scores(J.astype(np.int64), "AC-")

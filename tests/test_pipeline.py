@@ -109,3 +109,19 @@ def test_fit_leaves_the_callers_random_generator_alone(tmp_path, single_thread):
     torch.manual_seed(123)
     fit_stage(EXAMPLE_MSA, tmp_path / "m.npz", FitOptions(device="cpu", seed=0))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_numpy_number_options_give_the_model_of_plain_ones(tmp_path, single_thread,
+                                                           pcd_options):
+    """Options taken from numpy arrays (np.int64 seed, np.float32 theta) once ran the whole
+    fit and then failed writing the meta, leaving a checkpoint that blocked the rerun."""
+    plain = fit_stage(EXAMPLE_MSA, tmp_path / "plain.npz", pcd_options())
+    numpy_made = fit_stage(EXAMPLE_MSA, tmp_path / "numpy.npz", pcd_options(
+        seed=np.int64(2), theta=np.float32(0.8),
+        pcd=PcdSettings(n_chains=np.int64(64), steps=np.int32(3), max_iterations=np.int64(12),
+                        target_pearson=None)))
+    first, second = load_model(plain.output), load_model(numpy_made.output)
+    assert np.array_equal(first.h, second.h) and np.array_equal(first.J, second.J)
+    assert second.meta["seed"] == 2
+    assert second.meta["hyperparameters"]["theta"] == float(np.float32(0.8))  # a number
+    assert not checkpoint_path(numpy_made.output).exists()

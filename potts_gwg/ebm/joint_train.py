@@ -28,7 +28,7 @@ from torch import Tensor
 from ..atomic import atomic_path
 from ..engine import GibbsSampler, GWGSampler, Sampler
 from ..errors import InputError, NumericalError
-from ..io.npz import json_meta, read_npz
+from ..io.npz import json_meta, meta_array, read_npz
 from .joint import (
     JointEnergy,
     JointSampler,
@@ -263,7 +263,7 @@ def save_joint_data(path: str | os.PathLike, x: Tensor, y: Tensor, labelled: Ten
     y = torch.where(labelled.bool().unsqueeze(1), y.long(), MISSING_LABEL)
     with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as stream:
         np.savez(stream, x=x.detach().cpu().float().numpy(), y=y.cpu().numpy(),
-                 meta=np.array(json.dumps(meta or {})))
+                 meta=meta_array(meta or {}))
     return Path(path)
 
 

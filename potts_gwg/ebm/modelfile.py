@@ -19,7 +19,7 @@ import torch
 from ..atomic import atomic_open
 from ..engine import EnergyModel
 from ..errors import InputError
-from ..io.npz import read_npz
+from ..io.npz import meta_array, read_npz
 from .networks import EnergySpec, IndependentSites, build_energy
 from .trainer import PCDTrainer, TrainConfig
 
@@ -79,7 +79,7 @@ def save_model_file(path: str | os.PathLike, trainer: PCDTrainer, spec: EnergySp
     arrays = trainer.to_arrays()
     arrays["base_table"] = trainer.base.table.detach().cpu().numpy()
     with atomic_open(path, "wb") as stream:
-        np.savez(stream, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(stream, meta=meta_array(meta), **arrays)
 
 
 def load_model_file(path: str | os.PathLike) -> ModelFile:

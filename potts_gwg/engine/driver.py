@@ -34,6 +34,9 @@ def prepare_run(n_samples: int, burn_in: int, thin: int, generator: torch.Genera
                 device: torch.device) -> torch.Generator:
     """Check a run's lengths; return ``generator``, or a fresh randomly seeded one on
     ``device`` when it is None. Shared by every chain driver."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator (on the chains' device) or None, "
+                        f"got {type(generator).__name__}")
     if n_samples < 1 or burn_in < 0 or thin < 1:
         raise ValueError(f"need n_samples >= 1, burn_in >= 0, thin >= 1; got {n_samples}, "
                          f"{burn_in}, {thin}")

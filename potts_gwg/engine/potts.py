@@ -16,6 +16,7 @@ G[(i, b), (j, a)] = J[i, j, b, a], so that
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional
@@ -31,10 +32,15 @@ class PottsEnergy(LocalFieldEnergy):
     """Potts model with fields ``h (L, q)`` and couplings ``J (L, L, q, q)``.
 
     ``J`` must satisfy J[i, j, a, b] = J[j, i, b, a] (to ``SYMMETRY_TOLERANCE`` relative; it is
-    then symmetrised exactly) and J[i, i] = 0, as in the model file.
+    then symmetrised exactly) and J[i, i] = 0, as in the model file. Tensors or numpy arrays
+    (``fit_plm``'s result); a model file's are read by :meth:`from_model`.
     """
 
-    def __init__(self, h: Tensor, J: Tensor):
+    def __init__(self, h: Tensor | np.ndarray, J: Tensor | np.ndarray):
+        h, J = torch.as_tensor(h), torch.as_tensor(J)
+        if h.ndim != 2 or not h.is_floating_point() or not J.is_floating_point():
+            raise ValueError(f"h must be (L, q) and J (L, L, q, q), both floats; got "
+                             f"{tuple(h.shape)} {h.dtype} and {tuple(J.shape)} {J.dtype}")
         length, n_states = h.shape
         if J.shape != (length, length, n_states, n_states):
             raise ValueError(f"J must have shape {(length, length, n_states, n_states)} for h "

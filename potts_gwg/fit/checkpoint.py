@@ -10,7 +10,6 @@ settings is refused rather than silently mixed. Stop criteria (``max_iterations`
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..io.npz import json_meta, read_npz
+from ..io.npz import json_meta, meta_array, read_npz
 from .pcd import PcdSettings, PcdState, default_steps
 
 FORMAT = "potts-gwg-pcd-checkpoint-2"
@@ -54,7 +53,7 @@ def save_checkpoint(path: str | os.PathLike, state: PcdState, settings: PcdSetti
               "window_pairs": state.window_pairs,
               **{f"moment_{name}": value for name, value in state.moments.items()}}
     with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as stream:
-        np.savez(stream, meta=np.array(json.dumps(meta)),
+        np.savez(stream, meta=meta_array(meta),
                  **{name: value.cpu().numpy() for name, value in arrays.items()})
     return Path(path)
 

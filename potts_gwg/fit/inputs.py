@@ -25,8 +25,13 @@ def _as_tensor(value, name: str) -> Tensor:
     if torch.is_tensor(value):
         return value
     if isinstance(value, np.ndarray):
-        # torch warns on read-only arrays (the MSA reader's come from a buffer): copy those
-        return torch.from_numpy(value if value.flags.writeable else value.copy())
+        # torch takes no read-only arrays (the MSA reader's come from a buffer; torch would
+        # warn), negative strides (a[::-1]) or foreign byte order (">f4"): copy those
+        if value.dtype.kind not in "biuf":
+            raise FitInputError(f"{name} must hold numbers, got a numpy array of dtype "
+                                f"{value.dtype}")
+        return torch.from_numpy(np.require(value, dtype=value.dtype.newbyteorder("="),
+                                           requirements=["C_CONTIGUOUS", "WRITEABLE"]))
     raise FitInputError(f"{name} must be a numpy array or a torch tensor, "
                         f"got {type(value).__name__}")
 
@@ -50,6 +55,8 @@ def encoded_sequences(indices, n_states: int, device: torch.device | str | None 
 def sequence_weight_vector(weights, n_sequences: int, device: torch.device | str | None,
                            name: str = "weights") -> Tensor:
     """``(N,)`` finite, non-negative weights with a positive sum -> float32 on ``device``."""
+    if n_sequences == 0:
+        raise FitInputError("no sequences (N = 0): a fit needs at least one")
     vector = _as_tensor(weights, name)
     if vector.shape != (n_sequences,):
         raise FitInputError(f"{name} must have shape (N,) = ({n_sequences},), one per "
@@ -58,7 +65,7 @@ def sequence_weight_vector(weights, n_sequences: int, device: torch.device | str
         vector = vector.to(torch.float32)
     if not bool(torch.isfinite(vector).all()) or bool((vector < 0).any()):
         raise FitInputError(f"{name} must be finite and non-negative")
-    if n_sequences and not bool((vector > 0).any()):
+    if not bool((vector > 0).any()):
         raise FitInputError(f"{name} are all zero: no sequence counts")
     return vector.to(device=device, dtype=torch.float32)
 

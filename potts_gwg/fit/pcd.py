@@ -40,6 +40,7 @@ from ..engine.potts import PottsEnergy
 from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
 from ..ordered_sums import ordered_sum
+from ..settings import integer, real
 from .inputs import (ArrayLike, FitInputError, encoded_sequences, potts_parameters,
                      sequence_weight_vector)
 from .statistics import DataStatistics, pair_frequencies, site_frequencies
@@ -78,18 +79,16 @@ class PcdSettings:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name, least in (("n_chains", 2), ("max_iterations", 1), ("check_every", 1)):
-            if getattr(self, name) < least:
-                raise ValueError(f"{name} must be >= {least}, got {getattr(self, name)}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be >= 1 (or None: L/10), got {self.steps}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if min(self.lambda_h, self.lambda_j, self.lambda_group) < 0:
-            raise ValueError("lambda_h, lambda_j and lambda_group must be >= 0")
-        if self.max_time is not None and not self.max_time >= 0:
-            raise ValueError(f"max_time must be >= 0 seconds, got {self.max_time}")
-        if self.target_pearson is not None and not -1 <= self.target_pearson <= 1:
-            raise ValueError(f"target_pearson must be in [-1, 1], got {self.target_pearson}")
+            setattr(self, name, integer(name, getattr(self, name), least=least))
+        if self.steps is not None:
+            self.steps = integer("steps", self.steps, least=1)
+        self.learning_rate = real("learning_rate", self.learning_rate, above=0)
+        for name in ("lambda_h", "lambda_j", "lambda_group"):
+            setattr(self, name, real(name, getattr(self, name), least=0))
+        if self.max_time is not None:
+            self.max_time = real("max_time", self.max_time, least=0)
+        if self.target_pearson is not None:
+            self.target_pearson = real("target_pearson", self.target_pearson, least=-1, most=1)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -215,6 +214,7 @@ def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
     with ``stop_reason`` "interrupted" (see :mod:`potts_gwg.interrupts`).
     """
     device = state.chains.device
+    n_states = integer("n_states", n_states, least=1)
     data = encoded_sequences(data, n_states, device, name="data")
     weights = sequence_weight_vector(weights, data.shape[0], device)
     if tuple(state.h.shape) != (data.shape[1], n_states):

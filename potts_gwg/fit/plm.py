@@ -27,6 +27,7 @@ import torch
 from ..device import resolve_device
 from ..errors import NumericalError
 from ..ordered_sums import ordered_dot, ordered_sum
+from ..settings import integer, real
 from ..row_sums import summed_rows
 from .inputs import encoded_sequences, sequence_weight_vector
 from .lbfgs import clear_history, lbfgs_init, lbfgs_step
@@ -51,14 +52,11 @@ class PlmSettings:
     history_size: int = 5
 
     def __post_init__(self):
-        if min(self.lambda_h, self.lambda_j) < 0:
-            raise ValueError(f"lambda_h and lambda_j must be >= 0, got {self.lambda_h}, "
-                             f"{self.lambda_j}")
-        if self.max_iterations < 1 or self.history_size < 1:
-            raise ValueError(f"max_iterations and history_size must be >= 1, got "
-                             f"{self.max_iterations}, {self.history_size}")
-        if not self.tolerance >= 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        self.lambda_h = real("lambda_h", self.lambda_h, least=0)
+        self.lambda_j = real("lambda_j", self.lambda_j, least=0)
+        self.max_iterations = integer("max_iterations", self.max_iterations, least=1)
+        self.tolerance = real("tolerance", self.tolerance, least=0)
+        self.history_size = integer("history_size", self.history_size, least=1)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -210,6 +208,7 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
     settings = settings or PlmSettings()
     start = time.perf_counter()
     device = resolve_device(device) if isinstance(device, str) else device
+    n_states = integer("n_states", n_states, least=1)
     states = encoded_sequences(indices, n_states, device)
     weights = sequence_weight_vector(weights, states.shape[0], device)
     length = states.shape[1]

@@ -11,7 +11,6 @@ against the stored bytes): nothing is unpickled or executed.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from .npz import json_meta, read_npz
+from .npz import json_meta, meta_array, read_npz
 
 REQUIRED_KEYS = ("h", "J", "alphabet", "meta")
 SYMMETRY_TOLERANCE = 1e-4
@@ -45,11 +44,15 @@ class PottsModel:
 
 
 def save_model(path: str | os.PathLike, model: PottsModel) -> Path:
-    """Write ``model`` atomically to ``path`` (an existing file is replaced only on success)."""
-    validate_model(model.h, model.J, model.alphabet, source=str(path))
+    """Write ``model`` atomically to ``path`` (an existing file is replaced only on success).
+    ``h`` and ``J`` may also be CPU tensors; ``meta`` must be a dict (the file's JSON object)."""
+    if not isinstance(model.meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(model.meta).__name__}")
+    h, J = np.asarray(model.h), np.asarray(model.J)
+    validate_model(h, J, model.alphabet, source=str(path))
     with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as stream:
-        np.savez(stream, h=model.h.astype(np.float32), J=model.J.astype(np.float32),
-                 alphabet=np.array(model.alphabet), meta=np.array(json.dumps(model.meta)))
+        np.savez(stream, h=h.astype(np.float32), J=J.astype(np.float32),
+                 alphabet=np.array(model.alphabet), meta=meta_array(model.meta))
     return Path(path)
 
 

@@ -43,6 +43,7 @@ import numpy as np
 from ..alphabet import PROTEIN_ALPHABET, encoding_table, nonstandard_mask
 from ..errors import InputError
 from ..progress import progress_bar
+from ..settings import integer
 
 FORMATS = ("a3m", "fasta", "stockholm", "aln", "clustal")
 FORMAT_ALIASES = {"a2m": "fasta"}
@@ -134,6 +135,8 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
     ``progress``: a bar on stderr while reading (None: only when stderr is a terminal).
     """
     path = os.fspath(path)
+    if query_index is not None:
+        query_index = integer("query_index (1-based)", query_index)  # range: below
     given = [name for name, value in (("query", query), ("query_index", query_index),
                                       ("query_file", query_file)) if value is not None]
     if len(given) > 1:

@@ -60,6 +60,18 @@ def json_meta(arrays: dict[str, np.ndarray], path: str | os.PathLike,
     return meta
 
 
+def meta_array(meta: dict) -> np.ndarray:
+    """``meta`` as the 0-d JSON string array that :func:`json_meta` reads back. numpy scalars
+    and arrays in it (a seed taken from an array) are stored as numbers and lists."""
+    return np.array(json.dumps(meta, default=_plain_json))
+
+
+def _plain_json(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} {value!r} cannot be stored as JSON meta")
+
+
 def _check_array_headers(path: Path, what: str) -> None:
     """Refuse an array whose .npy header disagrees with the bytes stored for it."""
     with zipfile.ZipFile(path) as archive:

@@ -84,6 +84,12 @@ def test_bad_run_lengths_are_refused():
                    n_samples=0, progress=False)
 
 
+def test_a_seed_in_place_of_a_generator_is_refused():
+    with pytest.raises(TypeError, match="generator must be a torch.Generator .* got int"):
+        run_chains(GibbsSampler(), random_potts(), torch.zeros(2, 4, dtype=torch.long),
+                   n_samples=1, generator=0, progress=False)
+
+
 def ar1(phi: float, n: int, chains: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, chains, generator=generator, dtype=torch.float64)

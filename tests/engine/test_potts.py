@@ -148,3 +148,15 @@ def test_incremental_fields_equal_recomputed_fields_after_10k_steps(dtype, sampl
     energy_bound = (steps + 1) * torch.finfo(dtype).eps / 2 * (
         float(energy.abs().max()) + 2 * float(recomputed.abs().max()))
     assert float((state.log_prob - energy).abs().max()) <= energy_bound
+
+
+def test_numpy_parameters_as_fit_plm_returns_them_make_the_same_energy():
+    model = random_potts(length=4, n_states=3)
+    from_numpy = PottsEnergy(model.h.numpy(), model.J.numpy())
+    states = all_states(model)
+    torch.testing.assert_close(from_numpy(states), model(states), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"h must be \(L, q\) and J \(L, L, q, q\), both "
+                                          r"floats; got \(12,\)"):
+        PottsEnergy(model.h.reshape(-1), model.J)
+    with pytest.raises(ValueError, match="torch.int64"):
+        PottsEnergy(model.h.long(), model.J.long())

@@ -133,3 +133,29 @@ def test_fit_refusals_name_the_argument(sequences):
 def test_sequence_weights_refuse_more_states_than_bytes(sequences):
     with pytest.raises(ValueError, match="n_states must be at most 256"):
         sequence_weights(sequences, 257)
+
+
+def test_reversed_and_big_endian_arrays_fit_like_plain_ones(sequences):
+    """torch.from_numpy refuses negative strides and foreign byte order; they are copied."""
+    weights = np.linspace(0.5, 1.5, len(sequences))
+    settings = PlmSettings(max_iterations=5)
+    plain = fit_plm(sequences, weights, Q, settings=settings, device="cpu")
+    big_endian = fit_plm(sequences.astype(">i8"), weights.astype(">f8"), Q, settings=settings,
+                         device="cpu")
+    reversed_twice = fit_plm(np.ascontiguousarray(sequences[::-1])[::-1],
+                             np.ascontiguousarray(weights[::-1])[::-1], Q, settings=settings,
+                             device="cpu")
+    for other in (big_endian, reversed_twice):
+        assert np.array_equal(plain.h, other.h) and np.array_equal(plain.J, other.J)
+
+
+def test_an_empty_alignment_or_object_array_is_a_fit_input_error(sequences):
+    with pytest.raises(FitInputError, match=r"no sequences \(N = 0\)"):
+        fit_plm(sequences[:0], np.ones(0), Q, device="cpu")
+    with pytest.raises(FitInputError, match="indices must hold numbers, got .* dtype object"):
+        encoded_sequences(sequences.astype(object), Q)
+
+
+def test_a_float_number_of_states_is_refused(sequences):
+    with pytest.raises(TypeError, match=r"n_states must be an integer, got 5.0 \(float\)"):
+        fit_plm(sequences, np.ones(len(sequences)), float(Q), device="cpu")

@@ -89,3 +89,24 @@ def test_truncated_and_missing_files(tmp_path):
         load_model(truncated)
     with pytest.raises(InputError, match="not found"):
         load_model(tmp_path / "absent.npz")
+
+
+def test_numpy_numbers_in_the_meta_are_stored_as_json_numbers(tmp_path):
+    h, J = np.zeros((2, 3), np.float32), np.zeros((2, 2, 3, 3), np.float32)
+    meta = {"seed": np.int64(4), "theta": np.float32(0.5), "lengths": np.arange(3)}
+    path = save_model(tmp_path / "m.npz", PottsModel(h, J, "AC-", meta))
+    assert load_model(path).meta == {"seed": 4, "theta": 0.5, "lengths": [0, 1, 2]}
+    with pytest.raises(TypeError, match=r"set \{1\} cannot be stored as JSON meta"):
+        save_model(tmp_path / "bad.npz", PottsModel(h, J, "AC-", {"x": {1}}))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_tensors_are_saved_and_a_meta_that_is_not_a_dict_is_refused(tmp_path):
+    import torch
+
+    h, J = torch.zeros(2, 3), torch.zeros(2, 2, 3, 3)
+    path = save_model(tmp_path / "m.npz", PottsModel(h, J, "AC-", {"seed": 1}))
+    assert load_model(path).h.shape == (2, 3)
+    with pytest.raises(TypeError, match="meta must be a dict, got list"):
+        save_model(tmp_path / "bad.npz", PottsModel(h, J, "AC-", [("seed", 1)]))
+    assert not (tmp_path / "bad.npz").exists()

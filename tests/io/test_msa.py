@@ -592,3 +592,11 @@ def test_progress_bar_on_stderr_only_when_asked(capsys):
     read_alignment(path)
     read_alignment(path, progress=None)  # stderr is not a terminal under pytest
     assert capsys.readouterr().err == ""
+
+
+def test_query_index_takes_numpy_integers_and_refuses_text():
+    path = EXAMPLE_DIR / "PF00018_2O9S.fasta"
+    second = read_alignment(path, query_index=np.int64(2))
+    assert second.query_name == read_alignment(path, query_index=2).query_name
+    with pytest.raises(TypeError, match=r"query_index \(1-based\) must be an integer, got '2'"):
+        read_alignment(path, query_index="2")
