@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from potts_gwg.cli.main import main
 
 from potts_gwg.batch import BatchOptions, RunSettings, batch_lock, run_batch
-from potts_gwg.errors import InputError
+from potts_gwg.errors import InputError, ResourceError
 from potts_gwg.fit.plm import PlmSettings
 
 EXAMPLE_MSA = Path(__file__).resolve().parents[2] / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
@@ -73,10 +73,20 @@ def test_two_batch_processes_on_one_folder_and_a_killed_holder(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGCONT)
     # The kernel dropped the dead run's lock with its open files: the next run takes the
-    # folder at once, although the lock file still names the dead process.
+    # folder, although the lock file still names the dead process. "Next" is a moment later:
+    # the stop may have caught the batch spawning its worker, whose child holds a copy of
+    # the lock until it execs (close-on-exec), which it does only after the SIGCONT above.
     assert lock.read_text().strip() == holder
-    with batch_lock(outdir.resolve(), None):
-        assert lock.read_text().startswith(f"pid {os.getpid()} ")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with batch_lock(outdir.resolve(), None):
+                assert lock.read_text().startswith(f"pid {os.getpid()} ")
+            break
+        except ResourceError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def settings() -> RunSettings:
