@@ -39,6 +39,7 @@ def commands(workdir: Path, model: Path) -> dict[str, list[str]]:
     return {
         "--help": ["--help"],
         "--version": ["--version"],
+        "fit --help": ["fit", "--help"],
         "contacts --pdb": ["contacts", str(model), "--pdb", str(EXAMPLE / "2O9S_A.pdb"),
                            "-o", str(workdir / "contacts.tsv")],
         "fit (plm)": ["fit", str(EXAMPLE / "PF00018_2O9S.fasta"), "-o",

@@ -7,16 +7,8 @@ import math
 
 import click
 
-from potts_gwg.batch import (
-    BatchFailures,
-    BatchOptions,
-    RunSettings,
-    parse_shard,
-    run_batch,
-)
-from potts_gwg.fit.memory import parse_size
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
-from potts_gwg.pipeline import FIT_METHODS
+from potts_gwg.settings import FIT_METHODS
 
 from .options import MSA_FORMATS, checked_seed, method_settings, pcd_options, plm_options
 
@@ -88,6 +80,10 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
     for a bad manifest or option (nothing run), 3 when another batch run holds OUTDIR (its
     pid and start time are in the message).
     """
+    # Here, not at the top: they load torch (~2 s), which --help and usage errors do not need.
+    from potts_gwg.batch import BatchFailures, BatchOptions, RunSettings, parse_shard, run_batch
+    from potts_gwg.fit.memory import parse_size
+
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     plm, pcd = method_settings(method, lambda_h, lambda_j, max_iterations, tolerance, chains,
                                steps, learning_rate, lambda_group, target_pearson, max_time)

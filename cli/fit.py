@@ -7,13 +7,12 @@ import math
 import sys
 import time
 
+from typing import TYPE_CHECKING
+
 import click
 
 from potts_gwg.errors import InputError
-from potts_gwg.fit.memory import format_bytes, parse_size
-from potts_gwg.fit.pcd import PcdProgress
-from potts_gwg.fit.plm import PlmSettings
-from potts_gwg.pipeline import FIT_METHODS, FitOptions, fit_stage
+from potts_gwg.settings import FIT_METHODS, FitOptions, PlmSettings
 
 from .options import (
     checked_seed,
@@ -24,6 +23,9 @@ from .options import (
     plm_options,
     threads_option,
 )
+
+if TYPE_CHECKING:
+    from potts_gwg.fit.pcd import PcdProgress
 
 
 class _ProgressPrinter:
@@ -116,6 +118,10 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     holds h (L, q), J (L, L, q, q), the alphabet and the settings (meta); read it with
     `potts-gwg contacts`.
     """
+    # Here, not at the top: they load torch (~2 s), which --help and usage errors do not need.
+    from potts_gwg.fit.memory import format_bytes, parse_size
+    from potts_gwg.pipeline import fit_stage
+
     given_for_pcd = _given_options(("init", "chains", "steps", "learning_rate", "lambda_group",
                                     "target_pearson", "max_time", "checkpoint_interval",
                                     "resume"))

@@ -8,12 +8,7 @@ import click
 
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.io.msa import read_alignment
-from potts_gwg.weights import (
-    DEFAULT_THETA,
-    effective_number,
-    sequence_weights,
-    shallow_alignment_note,
-)
+from potts_gwg.settings import DEFAULT_THETA
 
 from .options import msa_options
 
@@ -39,6 +34,9 @@ def command(msa, msa_format, query, query_index, query_file, theta, as_json, qui
     says otherwise. Formats: a3m, fasta/a2m, stockholm, aln (PSICOV), clustal, optionally
     gzipped.
     """
+    # Here, not at the top: the weights load torch (~2 s), which --help does not need.
+    from potts_gwg.weights import effective_number, sequence_weights, shallow_alignment_note
+
     if sum(option is not None for option in (query, query_index, query_file)) > 1:
         raise click.UsageError("give at most one of --query, --query-index, --query-file")
     alignment = read_alignment(msa, format=msa_format, query=query, query_index=query_index,

@@ -10,6 +10,8 @@ from potts_gwg import settings
 from potts_gwg.device import DEVICE_CHOICES
 from potts_gwg.errors import InputError
 from potts_gwg.io.msa import FORMAT_ALIASES, FORMATS
+from potts_gwg.settings import (DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_THETA, PCD_INITS, PcdSettings,
+                                PlmSettings)
 
 MSA_FORMATS = (*FORMATS, *FORMAT_ALIASES)  # what --format takes
 
@@ -86,9 +88,6 @@ def plm_options(function, per_method: bool = False):
     ``per_method``: --max-iterations and --lambda-j default to None, meaning the chosen
     method's default (``fit`` offers PCD methods whose defaults differ from PLM's).
     """
-    from potts_gwg.fit.pcd import PcdSettings
-    from potts_gwg.fit.plm import PlmSettings
-
     if per_method:
         iterations_help = (f"Iterations at most: L-BFGS for plm (default "
                            f"{PlmSettings.max_iterations}), parameter updates for gwg/gibbs "
@@ -100,8 +99,9 @@ def plm_options(function, per_method: bool = False):
         iterations_help = "L-BFGS iterations at most."
         lambda_j_help = "L2 penalty on the couplings J, per (L - 1) as in CCMpred."
     for option in reversed([
-        click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
-                     show_default=True, help="Identity threshold of the sequence weights."),
+        click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True),
+                     default=DEFAULT_THETA, show_default=True,
+                     help="Identity threshold of the sequence weights."),
         click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01,
                      show_default=True, help="L2 penalty on the fields h."),
         click.option("--lambda-j", type=click.FloatRange(min=0.0),
@@ -126,9 +126,6 @@ def method_settings(method: str, lambda_h: float, lambda_j: float | None,
     """(PlmSettings, PcdSettings) from the options of ``plm_options(per_method=True)`` and
     ``pcd_options``: --lambda-j and --max-iterations go to the chosen method; the PLM start of
     a gwg/gibbs fit keeps PLM's defaults."""
-    from potts_gwg.fit.pcd import PcdSettings
-    from potts_gwg.fit.plm import PlmSettings
-
     pcd = method != "plm"
     plm_defaults, pcd_defaults = PlmSettings(), PcdSettings()
     plm = PlmSettings(
@@ -153,8 +150,6 @@ def pcd_options(function=None, *, batch: bool = False):
     itself)."""
     if function is None:
         return lambda decorated: pcd_options(decorated, batch=batch)
-    from potts_gwg.fit.pcd import PcdSettings
-    from potts_gwg.pipeline import DEFAULT_CHECKPOINT_INTERVAL, PCD_INITS
 
     defaults = PcdSettings()
     options = [

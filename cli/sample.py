@@ -5,18 +5,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 import numpy as np
-import torch
 
 from potts_gwg.atomic import atomic_open, output_target
 from potts_gwg.device import resolve_device
-from potts_gwg.engine import GibbsSampler, GWGSampler, PottsEnergy, run_chains
 from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
+from potts_gwg.settings import DEFAULT_THETA
 
 from .options import checked_seed, chosen_seed, msa_options, threads_option
 
+if TYPE_CHECKING:
+    import torch
 
 
 @click.command(name="sample")
@@ -50,7 +53,7 @@ from .options import checked_seed, chosen_seed, msa_options, threads_option
                    "query is the record named in the model's meta unless --query, "
                    "--query-index or --query-file says otherwise. Read before sampling.")
 @msa_options
-@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
+@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=DEFAULT_THETA,
               show_default=True, help="Identity threshold of the --compare-msa weights.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr (only when it is a terminal).")
@@ -78,6 +81,11 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
     Example:
       potts-gwg sample family.npz -n 1000 --seed 7 -o samples.fasta
     """
+    # Here, not at the top: torch takes ~2 s to load, which --help and usage errors skip.
+    import torch
+
+    from potts_gwg.engine import GibbsSampler, GWGSampler, PottsEnergy, run_chains
+
     for name, value, least in (("-n", n_samples, 1), ("--chains", chains, 1),
                                ("--burn-in", burn_in, 0), ("--thin", thin, 1)):
         if value is not None and value < least:
@@ -146,6 +154,8 @@ def _weighted_alignment(msa_path: str, model, theta: float, msa_format: str | No
                         query: str | None, query_index: int | None,
                         query_file: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The --compare-msa alignment's query columns ``(N, L)`` and weights ``(N,)``."""
+    import torch
+
     from potts_gwg.alphabet import PROTEIN_ALPHABET
     from potts_gwg.io.msa import read_alignment
     from potts_gwg.weights import sequence_weights

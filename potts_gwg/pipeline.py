@@ -14,12 +14,12 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import __version__, settings
+from . import __version__
 from .alphabet import PROTEIN_ALPHABET
 from .atomic import output_target, remove_stale_temporaries
 from .contacts_stage import ContactsSummary, contacts_stage  # noqa: F401 (re-exported)
@@ -32,52 +32,16 @@ from .fit.checkpoint import (
     save_checkpoint,
 )
 from .fit.memory import check_fit_memory
-from .fit.pcd import PcdSettings, default_steps, fit_pcd, initial_state
-from .fit.plm import PlmSettings, fit_plm, initial_fields
+from .fit.pcd import default_steps, fit_pcd, initial_state
+from .fit.plm import fit_plm, initial_fields
 from .interrupts import held_interrupts
 from .io.model_file import PottsModel, load_model, save_model
 from .io.msa import read_alignment
+from .settings import FIT_METHODS, PCD_INITS, FitOptions
 from .weights import effective_number, sequence_weights, shallow_alignment_note
 
-FIT_METHODS = ("plm", "gwg", "gibbs")
-PCD_INITS = ("plm", "independent")
-DEFAULT_CHECKPOINT_INTERVAL = 300.0  # seconds
 RESEED_STRIDE = 0x9E3779B97F4A7C15   # odd 64-bit constant: (seed, iteration) -> a new seed
 Reporter = Callable[[str], None]
-
-
-@dataclass
-class FitOptions:
-    """Everything ``fit`` needs besides the alignment path; recorded in the model's meta."""
-
-    method: str = "plm"
-    device: str = "auto"
-    seed: int = 0
-    format: str | None = None
-    query: str | None = None
-    query_index: int | None = None
-    query_file: str | None = None
-    theta: float = 0.8
-    plm: PlmSettings = field(default_factory=PlmSettings)
-    max_memory: int | None = None
-    pcd: PcdSettings = field(default_factory=PcdSettings)  # gwg/gibbs; sampler = method
-    init: str = "plm"                  # gwg/gibbs start: the PLM fit, or independent sites
-    checkpoint_interval: float | None = DEFAULT_CHECKPOINT_INTERVAL
-    resume: bool = False
-    progress: bool | None = False      # bars while reading and weighting (None: on a terminal)
-
-    def __post_init__(self):
-        # Checked here, not after the fit when the meta is written (numpy scalars converted).
-        self.seed = settings.seed(self.seed)
-        self.theta = settings.real("theta", self.theta, most=1, above=0)
-        if self.query_index is not None:
-            self.query_index = settings.integer("query_index (1-based)", self.query_index,
-                                                least=1)
-        if self.max_memory is not None:
-            self.max_memory = settings.integer("max_memory (bytes)", self.max_memory, least=0)
-        if self.checkpoint_interval is not None:
-            self.checkpoint_interval = settings.real("checkpoint_interval (seconds)",
-                                                     self.checkpoint_interval, least=0)
 
 
 @dataclass

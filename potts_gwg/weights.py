@@ -33,8 +33,8 @@ from .fit.inputs import encoded_sequences
 from .fit.statistics import one_hot_rows
 from .ordered_sums import ordered_sum
 from .progress import progress_bar
+from .settings import DEFAULT_THETA
 
-DEFAULT_THETA = 0.8
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 CENTRES_PER_ROUND = 256      # centres drawn per round
 MAX_ROUNDS = 4               # rounds of centres at most

@@ -19,7 +19,7 @@ def test_numpy_scalars_become_plain_numbers():
     assert value == 7 and type(value) is int
     value = settings.real("x", np.float32(0.5), least=0, most=1)
     assert value == 0.5 and type(value) is float
-    assert type(settings.seed(np.uint32(3))) is int
+    assert type(settings.random_seed(np.uint32(3))) is int
 
 
 @pytest.mark.parametrize("check, message", [
@@ -33,8 +33,8 @@ def test_numpy_scalars_become_plain_numbers():
     (lambda: settings.real("x", -0.1, least=0), "x must be >= 0, got -0.1"),
     (lambda: settings.real("x", 0.0, above=0), "x must be > 0, got 0.0"),
     (lambda: settings.real("x", "0.1"), "x must be a number, got '0.1' (str)"),
-    (lambda: settings.seed(-1), "seed must be in 0..9223372036854775807, got -1"),
-    (lambda: settings.seed(2 ** 63), "seed must be in 0..9223372036854775807"),
+    (lambda: settings.random_seed(-1), "seed must be in 0..9223372036854775807, got -1"),
+    (lambda: settings.random_seed(2 ** 63), "seed must be in 0..9223372036854775807"),
 ])
 def test_bad_values_are_refused_naming_the_setting(check, message):
     with pytest.raises((TypeError, ValueError)) as caught:

@@ -30,7 +30,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,58 +40,17 @@ from ..engine.potts import PottsEnergy
 from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
 from ..ordered_sums import ordered_sum
-from ..settings import integer, real
+from ..settings import PcdSettings, integer
 from .inputs import (ArrayLike, FitInputError, encoded_sequences, potts_parameters,
                      sequence_weight_vector)
 from .statistics import DataStatistics, pair_frequencies, site_frequencies
 
-SAMPLERS = ("gwg", "gibbs")
-OPTIMIZERS = ("sgd", "adam")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPSILON = 1e-8
 GROUP_NORM_FLOOR = 1e-8
 # Chains start at data rows; before they have made this many sweeps (L steps each) since the
 # start, their statistics still partly reflect the data, so --target-pearson is not honoured.
 MIN_SWEEPS_BEFORE_TARGET = 10
-
-
-@dataclass
-class PcdSettings:
-    """Hyperparameters of a PCD fit; λ_J is per (L − 1) as for PLM (see module doc)."""
-
-    sampler: str = "gwg"
-    n_chains: int = 1024
-    steps: int | None = None       # sampler steps per update; None: default_steps(L)
-    optimizer: str = "sgd"
-    learning_rate: float = 0.05
-    lambda_h: float = 0.01
-    lambda_j: float = 0.02           # see the module docstring: not PLM's 0.2
-    lambda_group: float = 0.0
-    max_iterations: int = 2000      # in all, counting a continued state's earlier ones
-    max_time: float | None = None  # seconds of fitting, counted across resumes
-    target_pearson: float | None = 0.95
-    check_every: int = 10          # iterations between Pearson diagnostics; the chains'
-                                   # statistics are averaged over those iterations
-
-    def __post_init__(self):
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name, least in (("n_chains", 2), ("max_iterations", 1), ("check_every", 1)):
-            setattr(self, name, integer(name, getattr(self, name), least=least))
-        if self.steps is not None:
-            self.steps = integer("steps", self.steps, least=1)
-        self.learning_rate = real("learning_rate", self.learning_rate, above=0)
-        for name in ("lambda_h", "lambda_j", "lambda_group"):
-            setattr(self, name, real(name, getattr(self, name), least=0))
-        if self.max_time is not None:
-            self.max_time = real("max_time", self.max_time, least=0)
-        if self.target_pearson is not None:
-            self.target_pearson = real("target_pearson", self.target_pearson, least=-1, most=1)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

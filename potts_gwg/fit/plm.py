@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ import torch
 from ..device import resolve_device
 from ..errors import NumericalError
 from ..ordered_sums import ordered_dot, ordered_sum
-from ..settings import integer, real
 from ..row_sums import summed_rows
+from ..settings import PlmSettings, integer
 from .inputs import encoded_sequences, sequence_weight_vector
 from .lbfgs import clear_history, lbfgs_init, lbfgs_step
 
@@ -37,29 +37,6 @@ CONVERGENCE_WINDOW = 5
 # Block side of the in-place symmetrisation: 256 × 256 float32 (256 KiB) stays in a core's
 # cache on CPU; on a GPU wider blocks keep the kernel launches few (16 MiB temporaries).
 CPU_TILE, GPU_TILE = 256, 2048
-
-
-@dataclass
-class PlmSettings:
-    """Hyperparameters; λ_J is given per (L − 1), as CCMpred's ``-r`` factor."""
-
-    lambda_h: float = 0.01
-    lambda_j: float = 0.2
-    max_iterations: int = 200
-    # Relative decrease over 5 iterations that ends the fit. Tighter (0.001, 0.0001) moved
-    # single contacts either way on the dev families, no systematic gain (benchmarks/README.md).
-    tolerance: float = 0.005
-    history_size: int = 5
-
-    def __post_init__(self):
-        self.lambda_h = real("lambda_h", self.lambda_h, least=0)
-        self.lambda_j = real("lambda_j", self.lambda_j, least=0)
-        self.max_iterations = integer("max_iterations", self.max_iterations, least=1)
-        self.tolerance = real("tolerance", self.tolerance, least=0)
-        self.history_size = integer("history_size", self.history_size, least=1)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

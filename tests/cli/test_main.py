@@ -48,7 +48,7 @@ def test_cuda_out_of_memory_in_fit_is_a_resource_error_with_the_estimate(tmp_pat
         note_memory_estimate(12 * 2**30, "a PLM fit of L=48, N=920")
         raise error
 
-    monkeypatch.setattr("potts_gwg.cli.fit.fit_stage", stage)
+    monkeypatch.setattr("potts_gwg.pipeline.fit_stage", stage)
     line = assert_one_line_error(run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz"), 3)
     assert line.startswith("error: out of memory on the GPU (tried to allocate 2.00 GiB; "
                            "1.25 GiB free of 79.19 GiB); a PLM fit of L=48, N=920 was estimated "
@@ -72,7 +72,7 @@ def test_out_of_memory_in_contacts_and_on_the_cpu(tmp_path, monkeypatch):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: "
                            "can't allocate memory: you tried to allocate 96000000000 bytes.")
 
-    monkeypatch.setattr("potts_gwg.cli.fit.fit_stage", cpu_stage)
+    monkeypatch.setattr("potts_gwg.pipeline.fit_stage", cpu_stage)
     line = assert_one_line_error(run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz"), 3)
     assert line.startswith("error: out of memory on the host (CPU memory) (tried to allocate "
                            "89.4 GiB); change: a smaller alignment"), line
@@ -83,7 +83,7 @@ def test_other_runtime_errors_stay_internal_errors(tmp_path, monkeypatch):
     def stage(*args, **kwargs):
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr("potts_gwg.cli.fit.fit_stage", stage)
+    monkeypatch.setattr("potts_gwg.pipeline.fit_stage", stage)
     line = assert_one_line_error(run("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz"), 70)
     assert "internal error (RuntimeError: shape mismatch)" in line
 
@@ -257,19 +257,25 @@ def run_probing_torch(*arguments) -> tuple[subprocess.CompletedProcess, bool]:
     return result, last == "torch imported: True"
 
 
-def test_help_version_and_contacts_run_without_importing_torch(example_model, tmp_path):
-    """Importing torch takes ~2 s: more than the rest of `contacts` on a small family."""
+def test_help_usage_errors_and_contacts_run_without_importing_torch(example_model, tmp_path):
+    """Importing torch takes ~2 s: more than the rest of `contacts` on a small family, and
+    than reading a command's --help or being told an option is wrong."""
     output, picture = tmp_path / "c.tsv", tmp_path / "map.png"
-    for arguments in (["--help"], ["--version"],
+    for arguments in (["--help"], ["--version"], ["fit", "--help"], ["sample", "--help"],
+                      ["batch", "--help"], ["msa-info", "--help"],
                       ["contacts", example_model, "--pdb", EXAMPLE_PDB, "-o", output,
                        "--plot", picture, "--json"]):
         result, imported = run_probing_torch(*arguments)
         assert result.returncode == 0 and not imported, (arguments, result.stderr)
     assert output.exists() and picture.exists()
-    result, imported = run_probing_torch("fit", "--help")  # the probe does see torch
-    assert result.returncode == 0 and imported
-
-
+    for arguments in (["fit", EXAMPLE_MSA, "--theta", "2"], ["fit", EXAMPLE_MSA, "--seed", "-1"],
+                      ["sample", example_model, "-o", tmp_path / "s.fasta"]):
+        result, imported = run_probing_torch(*arguments)
+        assert result.returncode == 2 and not imported, (arguments, result.stderr)
+    # the probe does see torch where a command needs it
+    result, imported = run_probing_torch("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz", "-q",
+                                         "--max-iterations", "1")
+    assert result.returncode == 0 and imported, result.stderr
 def commands_with_a_seed(group: click.Group, prefix=()):
     """(path, command) of every command under ``group`` that takes --seed."""
     context = click.Context(group)

@@ -248,15 +248,15 @@ def test_quiet_drops_the_progress_and_the_device_note_and_keeps_the_summary(tiny
                                                                             monkeypatch):
     """-q as on fit: no bar and no note of what --device auto chose; the summary line (the
     result: acceptance, ESS) and the samples are the same as without it."""
-    import potts_gwg.cli.sample
+    import potts_gwg.engine
 
-    real_run_chains, bars = potts_gwg.cli.sample.run_chains, []
+    real_run_chains, bars = potts_gwg.engine.run_chains, []
 
     def recording_run_chains(*arguments, progress, **options):
         bars.append(progress)
         return real_run_chains(*arguments, progress=progress, **options)
 
-    monkeypatch.setattr(potts_gwg.cli.sample, "run_chains", recording_run_chains)
+    monkeypatch.setattr(potts_gwg.engine, "run_chains", recording_run_chains)
     outputs = []
     for extra in ([], ["-q"]):
         out = tmp_path / f"out{len(outputs)}.fasta"
