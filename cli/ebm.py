@@ -7,16 +7,20 @@ from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
 from potts_gwg.atomic import atomic_open, check_outputs, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
+from .main import LazyGroup
 from .options import checked_seed, chosen_seed, device_option, threads_option
 
+# `ebm joint` (cli/ebm_joint.py), loaded when it runs, as the top-level commands are.
+JOINT = {"joint": ("ebm_joint", "Joint energy-based models f(x, y) of continuous x and "
+                                "discrete labels y.")}
 
-@click.group(name="ebm")
+
+@click.group(name="ebm", cls=LazyGroup, lazy_commands=JOINT)
 def command() -> None:
     """Energy-based models on binary or categorical data: PCD training with GWG or Gibbs
     chains, sampling, and AIS evaluation.
@@ -88,6 +92,8 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
           reinit_rate: float, learning_rate: float, ema_decay: float, checkpoint_every: int,
           resume: bool, seed: int | None, device: str, progress: bool) -> None:
     """Train an energy model on DATA by persistent contrastive divergence."""
+    import torch
+
     from potts_gwg.ebm.data import load_dataset
     from potts_gwg.ebm.modelfile import load_model_file, save_model_file
     from potts_gwg.ebm.networks import EnergySpec, IndependentSites, build_energy
@@ -159,6 +165,8 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
            output: Path | None, png: Path | None, seed: int | None, device: str,
            progress: bool) -> None:
     """Draw samples from the trained model in MODEL."""
+    import torch
+
     from potts_gwg.ebm.images import image_grid_png
     from potts_gwg.ebm.modelfile import load_model_file
     from potts_gwg.ebm.trainer import make_sampler
@@ -224,6 +232,8 @@ def evaluate(model_path: Path, data_path: Path | None, split: str, ais: bool, te
              chains: int, steps_per_temperature: int, schedule: str, ema: bool,
              output: Path | None, seed: int | None, device: str, progress: bool) -> None:
     """Test log-likelihood of the model in MODEL (nats per example and bits per dimension)."""
+    import torch
+
     from potts_gwg.ebm.ais import annealed_importance_sampling
     from potts_gwg.ebm.data import load_dataset
     from potts_gwg.ebm.modelfile import load_model_file
@@ -272,13 +282,3 @@ def evaluate(model_path: Path, data_path: Path | None, split: str, ais: bool, te
             json.dump(report, stream, indent=2)
             stream.write("\n")
     click.echo(line)
-
-
-def _register_joint() -> None:
-    """The joint continuous/discrete models (cli/ebm_joint.py) join this group."""
-    from . import ebm_joint
-
-    command.add_command(ebm_joint.command)
-
-
-_register_joint()

@@ -37,6 +37,7 @@ from potts_gwg.ebm.joint_train import (
 )
 from potts_gwg.errors import InputError
 
+from .main import LazyGroup
 from .options import checked_seed, chosen_seed, device_option, threads_option
 
 DEFAULTS = JointTrainingConfig()
@@ -59,7 +60,7 @@ def _parse_sites(text: str, n_labels: int, n_states: int) -> dict[int, int]:
     return given
 
 
-@click.group(name="joint")
+@click.group(name="joint", cls=LazyGroup)
 def command():
     """Joint energy-based models f(x, y) of continuous x and discrete labels y.
 

@@ -71,12 +71,10 @@ def _sigterm_unwinds():
         signal.signal(signal.SIGTERM, previous)
 
 
-class PottsGroup(click.Group):
-    """A Click group that reports library errors as one line and a non-zero exit status.
-
-    ``lazy_commands`` (name -> (module of this package, summary), as :data:`COMMANDS`) are
-    listed by ``--help`` from their summaries and imported only when they run.
-    """
+class LazyGroup(click.Group):
+    """A Click group whose ``lazy_commands`` (name -> (module of this package, summary), as
+    :data:`COMMANDS`) are listed by ``--help`` from their summaries and imported only when
+    they run."""
 
     def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None,
                  **kwargs):
@@ -94,13 +92,18 @@ class PottsGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list; a lazy command's summary comes without importing it."""
-        limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)), default=0)
-        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
-                 else self.lazy_commands[name][1]) for name in self.list_commands(ctx)]
+        """The command list with each first sentence whole (wrapped, not cut); a lazy
+        command's comes without importing it."""
+        rows = [(name, self.commands[name].get_short_help_str(limit=1000)
+                 if name in self.commands else self.lazy_commands[name][1])
+                for name in self.list_commands(ctx)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+class PottsGroup(LazyGroup):
+    """A Click group that reports library errors as one line and a non-zero exit status."""
 
     def invoke(self, ctx: click.Context):
         with memory_estimate_scope():  # outside the handlers: they quote the estimate

@@ -224,18 +224,22 @@ def test_fit_contacts_and_batch_never_touch_the_network(tmp_path, monkeypatch):
     assert worker_pids and os.getpid() not in worker_pids  # the worker ran guarded
 
 
-def test_the_command_list_gives_each_command_its_own_summary():
-    """`potts-gwg --help` lists the commands without importing them, from COMMANDS: each
-    summary there must be what the command's own help starts with."""
-    context = click.Context(main)
-    assert main.list_commands(context) == sorted(COMMANDS)
-    for name, (_, summary) in COMMANDS.items():
-        command = main.get_command(context, name)
-        assert command is not None and command.name == name
-        assert summary == command.get_short_help_str(limit=1000), name
-    listing = CliRunner().invoke(main, ["--help"], terminal_width=200).output
-    for name, (_, summary) in COMMANDS.items():
-        assert f"  {name}  " in listing and summary in " ".join(listing.split()), name
+def test_the_command_lists_give_each_command_its_own_summary():
+    """`potts-gwg --help` (and `ebm --help`) list commands without importing them, from
+    COMMANDS (JOINT): each summary there must be what the command's own help starts with."""
+    from potts_gwg.cli.ebm import JOINT, command as ebm
+
+    assert main.list_commands(click.Context(main)) == sorted(COMMANDS)
+    for group, path, lazy in ((main, [], COMMANDS), (ebm, ["ebm"], JOINT)):
+        context = click.Context(group)
+        for name, (_, summary) in lazy.items():
+            command = group.get_command(context, name)
+            assert command is not None and command.name == name
+            assert summary == command.get_short_help_str(limit=1000), name
+        listing = " ".join(CliRunner().invoke(main, [*path, "--help"]).output.split())
+        for name in group.list_commands(context):
+            summary = group.get_command(context, name).get_short_help_str(limit=1000)
+            assert f"{name} {summary}" in listing, (path, name)
 
 
 # Runs the command line, then says on stderr whether torch was imported.
@@ -262,7 +266,8 @@ def test_help_usage_errors_and_contacts_run_without_importing_torch(example_mode
     than reading a command's --help or being told an option is wrong."""
     output, picture = tmp_path / "c.tsv", tmp_path / "map.png"
     for arguments in (["--help"], ["--version"], ["fit", "--help"], ["sample", "--help"],
-                      ["batch", "--help"], ["msa-info", "--help"],
+                      ["batch", "--help"], ["msa-info", "--help"], ["ebm", "--help"],
+                      ["ebm", "train", "--help"],
                       ["contacts", example_model, "--pdb", EXAMPLE_PDB, "-o", output,
                        "--plot", picture, "--json"]):
         result, imported = run_probing_torch(*arguments)
