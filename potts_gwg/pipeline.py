@@ -36,7 +36,7 @@ from .fit.pcd import default_steps, fit_pcd, initial_state
 from .fit.plm import fit_plm, initial_fields
 from .interrupts import held_interrupts
 from .io.model_file import PottsModel, load_model, save_model
-from .io.msa import read_alignment
+from .io.msa import check_alignment_path, read_alignment
 from .settings import FIT_METHODS, PCD_INITS, FitOptions
 from .weights import effective_number, sequence_weights, shallow_alignment_note
 
@@ -102,6 +102,7 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
         raise InputError("holds an earlier gwg/gibbs fit to this output, not finished: "
                          "continue it with --resume, or delete it to start afresh",
                          checkpoint_path(output))
+    check_alignment_path(msa_path)  # before the device note: a typo is one line, not two
     start = time.perf_counter()
     device = resolve_device(options.device, announce=report)
     # Seeded for the fit (the same model for a seed), the caller's generator left as it was.
