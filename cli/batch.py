@@ -10,11 +10,19 @@ import click
 from potts_gwg.io.contact_formats import CONTACT_FORMATS
 from potts_gwg.settings import FIT_METHODS
 
-from .options import MSA_FORMATS, checked_seed, method_settings, pcd_options, plm_options
+from .options import (
+    MSA_FORMATS,
+    PCD_ONLY,
+    checked_seed,
+    method_settings,
+    pcd_options,
+    plm_options,
+    refuse_pcd_options_for_plm,
+)
 
 
 @click.command(name="batch")
-@click.argument("source", metavar="INPUT", type=click.Path(exists=True))
+@click.argument("source", metavar="INPUT", type=click.Path(readable=False))
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
               metavar="OUTDIR", help="Folder for OUTDIR/<id>/ per family and the summary.")
 @click.option("--method", type=click.Choice(FIT_METHODS), default="plm", show_default=True,
@@ -84,6 +92,7 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
     from potts_gwg.batch import BatchFailures, BatchOptions, RunSettings, parse_shard, run_batch
     from potts_gwg.fit.memory import parse_size
 
+    refuse_pcd_options_for_plm(method, PCD_ONLY)
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     plm, pcd = method_settings(method, lambda_h, lambda_j, max_iterations, tolerance, chains,
                                steps, learning_rate, lambda_group, target_pearson, max_time)

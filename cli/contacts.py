@@ -10,8 +10,8 @@ from potts_gwg.contacts_stage import contacts_stage
 
 
 @click.command(name="contacts")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+@click.argument("model", type=click.Path(readable=False))
+@click.option("-o", "--output", type=click.Path(readable=False), metavar="FILE",
               help="Where to write the ranked pairs (default: standard output; with --pdb "
                    "or --json nothing is written unless -o is given; with -o - the report "
                    "goes to standard error).")
@@ -25,10 +25,10 @@ from potts_gwg.contacts_stage import contacts_stage
 @click.option("--top", type=click.IntRange(min=1), metavar="N",
               help="Write only the N highest-scoring pairs (after --min-sep); precision and "
                    "--plot still use all pairs. Not with --format mat.")
-@click.option("--pdb", "structure", type=click.Path(dir_okay=False), metavar="STRUCTURE",
+@click.option("--pdb", "structure", type=click.Path(readable=False), metavar="STRUCTURE",
               help="PDB or mmCIF file (gzipped or not) of the query: report precision.")
 @click.option("--chain", metavar="C", help="Chain of STRUCTURE (needed if it has several).")
-@click.option("--plot", type=click.Path(dir_okay=False), metavar="MAP.png",
+@click.option("--plot", type=click.Path(readable=False), metavar="MAP.png",
               help="Draw predicted vs native contacts (needs --pdb); PNG, PDF or SVG by "
                    "the file's extension.")
 @click.option("--json", "as_json", is_flag=True,

@@ -43,8 +43,8 @@ def _progress_option(function):
 
 
 @command.command(name="train")
-@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.argument("data_path", metavar="DATA", type=click.Path(path_type=Path, readable=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), required=True,
               help="Model file (.npz) to write; it is also the checkpoint --resume reads.")
 @click.option("--energy", type=click.Choice(["mlp", "resnet", "rbm"]), default="mlp",
               show_default=True, help="mlp / resnet: f = net(x) + log p_base(x); rbm: binary "
@@ -142,7 +142,7 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
 
 
 @command.command(name="sample")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path, readable=False))
 @click.option("-n", "--n-samples", "n_samples", type=int, default=64, show_default=True,
               help="Samples to draw, one per independent chain.")
 @click.option("--steps", type=int, default=1000, show_default=True,
@@ -151,10 +151,10 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
               help="gwg: Gibbs-With-Gradients; gibbs: random-scan Gibbs.")
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the moving average of the parameters (or the last ones).")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False),
               help="Write the samples as .npz ('samples': n × sites uint8, 'meta': JSON); "
                    "give -o, --png or both.")
-@click.option("--png", type=click.Path(path_type=Path),
+@click.option("--png", type=click.Path(path_type=Path, readable=False),
               help="Write an image grid of the samples (image data only).")
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed, recorded in the outputs.  [default: drawn at random]")
@@ -204,8 +204,8 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
 
 
 @command.command(name="eval")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
-@click.option("--data", "data_path", type=click.Path(path_type=Path),
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path, readable=False))
+@click.option("--data", "data_path", type=click.Path(path_type=Path, readable=False),
               help="Data file to score.  [default: the one the model was trained on]")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test",
               show_default=True, help="Which rows of the data file to score.")
@@ -221,7 +221,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
               show_default=True, help="Spacing of the inverse temperatures.")
 @click.option("--ema/--no-ema", default=True, show_default=True,
               help="Use the moving average of the parameters (or the last ones).")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False),
               help="Also write the results as JSON.")
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed of AIS, recorded in the output.  [default: drawn at random]")

@@ -79,7 +79,7 @@ def command():
 
 
 @command.command(name="toy")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), required=True,
               help="Data file (.npz) to write.")
 @click.option("-n", "n_points", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Number of points.")
@@ -99,8 +99,8 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
 
 
 @command.command(name="train")
-@click.argument("data", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.argument("data", type=click.Path(path_type=Path, readable=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), required=True,
               help="Model file (.npz) to write (the parameter EMA).")
 @click.option("--hidden", default="128,128,128", show_default=True,
               help="Hidden layer widths of the MLP on [x, y].")
@@ -141,7 +141,7 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
               show_default=True, help="Decay of the parameter average that is saved.")
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (recorded in the model).  [default: drawn at random]")
-@click.option("--plot", type=click.Path(path_type=Path), default=None,
+@click.option("--plot", type=click.Path(path_type=Path, readable=False), default=None,
               help="PNG of data, joint and conditional samples (2-D data only).")
 @click.option("--plot-steps", type=click.IntRange(min=1), default=500, show_default=True,
               help="Sampler steps behind each panel of --plot (SMC: a tenth as many "
@@ -222,10 +222,10 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @command.command(name="sample")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path, readable=False))
 @click.option("-n", "n_samples", type=click.IntRange(min=1), required=True,
               help="Number of (x, y) samples (one chain each).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), required=True,
               help=".npz to write with x (n, d), y (n, k) and meta.")
 @click.option("--given", default=None, metavar="SITE=VALUE,...",
               help="Hold these label sites (1-based) at these values: samples of "
@@ -243,7 +243,7 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
               help="Metropolis-adjusted Langevin steps on x.  [default: as in training]")
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (recorded in the output).  [default: drawn at random]")
-@click.option("--plot", type=click.Path(path_type=Path), default=None,
+@click.option("--plot", type=click.Path(path_type=Path, readable=False), default=None,
               help="PNG scatter of the samples (2-D data only).")
 @device_option
 @threads_option
@@ -294,8 +294,8 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
 
 
 @command.command(name="predict")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path, readable=False))
+@click.argument("data", type=click.Path(path_type=Path, readable=False))
 @click.option("--method", type=click.Choice(["exact", "sample"]), default="exact",
               show_default=True,
               help="exact: argmax of p(y | x) by enumeration; sample: per-site majority of "
@@ -304,7 +304,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
               help="sample: label states kept per x.")
 @click.option("--steps", type=click.IntRange(min=0), default=200, show_default=True,
               help="sample: label-chain steps before the first kept state.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), default=None,
               help=".npz to write the predicted labels y (N, k) to.")
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed of --method sample.  [default: drawn at random]")

@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from potts_gwg.errors import InputError
 from potts_gwg.settings import FIT_METHODS, FitOptions, PlmSettings
 
 from .options import (
+    PCD_ONLY,
     checked_seed,
     device_option,
     method_settings,
     msa_options,
     pcd_options,
     plm_options,
+    refuse_pcd_options_for_plm,
     threads_option,
 )
 
@@ -83,8 +84,8 @@ class _ProgressPrinter:
 
 
 @click.command(name="fit")
-@click.argument("msa", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="MODEL.npz",
+@click.argument("msa", type=click.Path(readable=False))
+@click.option("-o", "--output", type=click.Path(readable=False), metavar="MODEL.npz",
               help="Model file to write (default: <msa name>.npz in the current folder).")
 @click.option("--method", type=click.Choice(FIT_METHODS), default="plm", show_default=True,
               help="plm = pseudo-likelihood, full batch, L-BFGS (fast, the standard). "
@@ -122,12 +123,7 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     from potts_gwg.fit.memory import format_bytes, parse_size
     from potts_gwg.pipeline import fit_stage
 
-    given_for_pcd = _given_options(("init", "chains", "steps", "learning_rate", "lambda_group",
-                                    "target_pearson", "max_time", "checkpoint_interval",
-                                    "resume"))
-    if method == "plm" and given_for_pcd:
-        raise InputError(f"{', '.join(given_for_pcd)}: only for --method gwg or gibbs "
-                         "(this is a plm fit)")
+    refuse_pcd_options_for_plm(method, (*PCD_ONLY, "checkpoint_interval", "resume"))
     report = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     pcd = method != "plm"
     plm_settings, pcd_settings = method_settings(
@@ -163,10 +159,3 @@ def command(msa, output, method, device, seed, msa_format, query, query_index, q
     click.echo(f"fit {method}: N={summary.n_sequences} L={summary.length} "
                f"Neff={summary.n_effective:.1f}, {fit_details}, {summary.seconds:.1f} s on "
                f"{summary.device}{peak} -> {summary.output}")
-
-
-def _given_options(names: tuple[str, ...]) -> list[str]:
-    """Of these parameters, the ones the user typed (not defaults), as --option names."""
-    context = click.get_current_context()
-    return [f"--{name.replace('_', '-')}" for name in names
-            if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]

@@ -14,7 +14,7 @@ from .options import msa_options
 
 
 @click.command(name="msa-info")
-@click.argument("msa", type=click.Path())
+@click.argument("msa", type=click.Path(readable=False))
 @msa_options
 @click.option("--theta", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THETA,
               show_default=True,

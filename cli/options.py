@@ -26,7 +26,7 @@ def msa_options(function):
                           "its /start-end (default: the first record)."),
         click.option("--query-index", type=click.IntRange(min=1), metavar="N",
                      help="Query = the N-th record (1-based)."),
-        click.option("--query-file", type=click.Path(dir_okay=False), metavar="FASTA",
+        click.option("--query-file", type=click.Path(readable=False), metavar="FASTA",
                      help="Query = the aligned row in this file (same width as the MSA; "
                           "not itself a record of the MSA)."),
     ]):
@@ -142,6 +142,24 @@ def method_settings(method: str, lambda_h: float, lambda_j: float | None,
         max_iterations=max_iterations or pcd_defaults.max_iterations, max_time=max_time,
         target_pearson=None if target_pearson >= 1 else target_pearson)
     return plm, pcd_settings
+
+
+def refuse_pcd_options_for_plm(method: str, names: tuple[str, ...]) -> None:
+    """Of the gwg/gibbs-only parameters ``names``, one the user typed (not a default) with
+    --method plm is an error, not silently ignored."""
+    if method != "plm":
+        return
+    context = click.get_current_context()
+    typed = [f"--{name.replace('_', '-')}" for name in names
+             if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if typed:
+        raise InputError(f"{', '.join(typed)}: only for --method gwg or gibbs (this is a plm "
+                         "fit)")
+
+
+# The parameters of pcd_options(batch=True); fit adds checkpoint_interval and resume.
+PCD_ONLY = ("init", "chains", "steps", "learning_rate", "lambda_group", "target_pearson",
+            "max_time")
 
 
 def pcd_options(function=None, *, batch: bool = False):

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 
 @click.command(name="sample")
-@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path, readable=False))
 @click.option("-n", "--n-samples", "n_samples", type=int, required=True,
               help="Number of sequences to write.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), required=True,
               help="FASTA file to write (replaced only when sampling succeeds; - for "
                    "standard output).")
 @click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where the chains run; auto takes a CUDA GPU when there is one.")
 @threads_option
-@click.option("--compare-msa", type=click.Path(dir_okay=False), metavar="MSA",
+@click.option("--compare-msa", type=click.Path(readable=False), metavar="MSA",
               help="Also report how well the samples reproduce this alignment's weighted "
                    "one-site frequencies and pair connected correlations (Pearson); its "
                    "query is the record named in the model's meta unless --query, "

@@ -29,9 +29,10 @@ def output_target(path: str | os.PathLike,
                   inputs: tuple[str | os.PathLike | None, ...] = ()) -> Path:
     """The file that writing ``path`` changes: ``path`` itself, a symbolic link's target, or
     the FIFO or device it names. Raises :class:`InputError` (naming ``path``) for a folder, a
-    parent that is not a folder, a folder this process cannot write, or a file that is one of
-    the command's ``inputs`` (also through a link), so commands check their outputs before
-    the work and never overwrite what they read."""
+    parent that is not a folder or does not exist (a typo would otherwise leave folders
+    behind), a folder this process cannot write, or a file that is one of the command's
+    ``inputs`` (also through a link or ``..``), so commands check their outputs before the
+    work and never overwrite what they read."""
     if str(path) == "-":
         raise InputError("-: this output is a file (standard output is offered only for text "
                          "such as contacts and samples); give a file name")
@@ -55,6 +56,10 @@ def output_target(path: str | os.PathLike,
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
                 raise InputError(f"{parent} is not a folder", given)
+            if parent != target.parent:
+                missing = target.parent.relative_to(parent).parts[0]
+                raise InputError(f"the folder {parent / missing} does not exist; create it "
+                                 "first", given)
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise InputError(f"cannot write in the folder {parent} (permission denied)",
                                  given)
@@ -73,8 +78,8 @@ def check_outputs(outputs: tuple[str | os.PathLike | None, ...],
 def _same_file(output: Path, source: str | os.PathLike) -> bool:
     try:
         return os.path.samefile(output, source)
-    except OSError:                                  # either does not exist (yet)
-        return False
+    except OSError:  # the output, or a folder on its way (sub/../input), does not exist (yet)
+        return os.path.exists(source) and os.path.realpath(output) == os.path.realpath(source)
 
 
 def _temporary_prefix(target: Path) -> str:
@@ -92,8 +97,6 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     target = output_target(path)
     special = target.exists() and not target.is_file()
     try:
-        if not special:
-            target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(target),
                                              suffix=f"{suffix}.tmp",
                                              dir=None if special else target.parent)

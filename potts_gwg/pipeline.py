@@ -36,7 +36,7 @@ from .fit.pcd import default_steps, fit_pcd, initial_state
 from .fit.plm import fit_plm, initial_fields
 from .interrupts import held_interrupts
 from .io.model_file import PottsModel, load_model, save_model
-from .io.msa import check_alignment_path, read_alignment
+from .io.msa import read_alignment
 from .settings import FIT_METHODS, PCD_INITS, FitOptions
 from .weights import effective_number, sequence_weights, shallow_alignment_note
 
@@ -98,27 +98,36 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     # A bad output path is refused before the work, not after.
     output_target(output, inputs=(msa_path, options.query_file,
                                   None if options.init in PCD_INITS else options.init))
-    if options.method != "plm" and not options.resume and checkpoint_path(output).exists():
-        raise InputError("holds an earlier gwg/gibbs fit to this output, not finished: "
-                         "continue it with --resume, or delete it to start afresh",
+    if not options.resume and checkpoint_path(output).exists():
+        # also for plm: the model would replace the output and leave a checkpoint of another
+        # fit beside it, which a later --resume would continue
+        how = ("continue it with --resume, or delete it to start afresh"
+               if options.method != "plm" else
+               "continue it with --method gwg|gibbs --resume, or delete it before a plm fit "
+               "to this output")
+        raise InputError(f"holds an earlier gwg/gibbs fit to this output, not finished: {how}",
                          checkpoint_path(output))
-    check_alignment_path(msa_path)  # before the device note: a typo is one line, not two
     start = time.perf_counter()
-    device = resolve_device(options.device, announce=report)
+    # An unusable --device fails at once; where auto landed is said once the alignment has
+    # been read, so that a bad alignment's error is the only line.
+    device_notes: list[str] = []
+    device = resolve_device(options.device, announce=device_notes.append)
     # Seeded for the fit (the same model for a seed), the caller's generator left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(options.seed)
-        return _fit_stage(msa_path, output, options, device, start, report, on_iteration,
-                          on_pcd_iteration, warn or report)
+        return _fit_stage(msa_path, output, options, device, device_notes, start, report,
+                          on_iteration, on_pcd_iteration, warn or report)
 
 
 def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device,
-               start: float, report: Reporter, on_iteration, on_pcd_iteration,
-               warn: Reporter) -> FitSummary:
+               device_notes: list[str], start: float, report: Reporter, on_iteration,
+               on_pcd_iteration, warn: Reporter) -> FitSummary:
     """:func:`fit_stage` once its options are checked and its device chosen."""
     alignment = read_alignment(msa_path, format=options.format, query=options.query,
                                query_index=options.query_index, query_file=options.query_file,
                                progress=options.progress)
+    for note in device_notes:
+        report(note)
     n_states = len(PROTEIN_ALPHABET)
     pcd = options.method != "plm"
     if device.type == "cuda":

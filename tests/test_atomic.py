@@ -63,7 +63,7 @@ def test_a_folder_without_write_permission_is_refused_before_the_work(tmp_path, 
                             and real_access(path, mode))
     try:
         with pytest.raises(InputError, match=r"out\.tsv: cannot write in the folder .*locked"):
-            output_target(locked / "deeper" / "out.tsv")
+            output_target(locked / "out.tsv")
     finally:
         locked.chmod(0o755)
 
@@ -146,4 +146,24 @@ def test_a_folder_or_a_file_as_parent_is_refused_before_writing(tmp_path):
             tmp_path / "plain.txt" / "deeper" / "out.tsv"):
         pass
     assert (tmp_path / "plain.txt").read_text() == "keep"
-    assert output_target(tmp_path / "new" / "out.tsv") == tmp_path / "new" / "out.tsv"
+
+
+def test_a_missing_folder_is_refused_not_created(tmp_path):
+    """A typo in a folder name would leave folders behind (and let sub/../input through)."""
+    for output in (tmp_path / "new" / "out.tsv", tmp_path / "new" / "deeper" / "out.tsv"):
+        with pytest.raises(InputError, match=rf"the folder {tmp_path / 'new'} does not exist; "
+                                             "create it first"):
+            output_target(output)
+        with pytest.raises(InputError, match="does not exist"), atomic_open(output):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_input_reached_through_a_missing_folder_is_refused(tmp_path, monkeypatch):
+    """sub/../family.fasta names the input once sub/ exists: it was overwritten."""
+    monkeypatch.chdir(tmp_path)
+    Path("family.fasta").write_text(">q\nACD\n")
+    for output in ("sub/../family.fasta", tmp_path / "sub" / ".." / "family.fasta"):
+        with pytest.raises(InputError, match="is also an input of this command"):
+            output_target(output, inputs=("family.fasta",))
+    assert Path("family.fasta").read_text() == ">q\nACD\n" and not Path("sub").exists()

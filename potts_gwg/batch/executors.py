@@ -132,9 +132,10 @@ def crash_record(task: FamilyTask, message: str, reason: str = "worker died",
     record.update(device=task.device, threads=task.threads, message=message, reason=reason,
                   exit_code=EXIT_INTERNAL,
                   wall_s=None if seconds is None else round(seconds, 3))
+    folder = Path(task.outdir) / task.family.id  # a worker that died at start made none
     try:
-        _write_json(Path(task.outdir) / task.family.id / ERROR,
-                    {"settings_hash": task.settings_hash, "result": record})
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json(folder / ERROR, {"settings_hash": task.settings_hash, "result": record})
     except OSError:
         pass
     return record

@@ -182,15 +182,6 @@ def read_alignment(path: str | os.PathLike, format: str | None = None, query: st
         n_nonstandard=int(nonstandard_mask(kept).sum()), insert_mode=inserts.mode)
 
 
-def check_alignment_path(path: str | os.PathLike) -> None:
-    """Refuse a path that names no file or a folder: the reader's first check, which callers
-    make before work of their own (``fit`` chooses its device after it)."""
-    if not os.path.exists(path):
-        raise InputError("no such file", path)
-    if os.path.isdir(path):
-        raise InputError("is a directory, not an alignment file", path)
-
-
 def _read_lines(path: str, progress: bool | None = False) -> list[bytes]:
     """The file's lines with surrounding whitespace stripped (gzip undone, CRLF accepted).
 
@@ -198,7 +189,10 @@ def _read_lines(path: str, progress: bool | None = False) -> list[bytes]:
     whole text and its lines are never held twice. Raises InputError for anything that is not
     a readable, non-empty text file.
     """
-    check_alignment_path(path)
+    if not os.path.exists(path):
+        raise InputError("no such file", path)
+    if os.path.isdir(path):
+        raise InputError("is a directory, not an alignment file", path)
     lines: list[bytes] = []
     try:
         with open(path, "rb") as handle, progress_bar(

@@ -28,6 +28,10 @@ def read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
         raise InputError(f"{what} not found", path)
     if not path.is_file():
         raise InputError("not a file", path)
+    try:
+        open(path, "rb").close()
+    except OSError as error:  # zipfile.is_zipfile would call it "not an .npz archive"
+        raise InputError(f"cannot read the {what} ({error.strerror})", path) from None
     if not zipfile.is_zipfile(path):
         raise InputError(f"not a {what} (expected an .npz archive)", path)
     try:

@@ -241,6 +241,20 @@ def test_bad_manifest_is_one_line_error(tmp_path):
     assert run("batch", manifest, "-o", tmp_path / "o", "--shard", "3/2").exit_code == 2
 
 
+def test_gwg_options_with_plm_are_refused_as_fit_refuses_them(tmp_path):
+    """They were silently ignored: a plm batch 'with' --chains ran as if they were not given."""
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"id\tmsa\nsh3\t{EXAMPLE / 'PF00018_2O9S.fasta'}\n")
+    result = run("batch", manifest, "-o", tmp_path / "out", "--method", "plm", "--chains", "8",
+                 "--target-pearson", "0.5")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: --chains, --target-pearson: only for --method gwg or "
+                             "gibbs (this is a plm fit)\n")
+    assert not (tmp_path / "out").exists()
+    missing = run("batch", tmp_path / "absent.tsv", "-o", tmp_path / "out")
+    assert missing.exit_code == 2 and missing.stderr.count("\n") == 1
+
+
 def test_shards_together_run_every_family_once(tmp_path):
     ids = [f"sh3_{index}" for index in range(5)]
     manifest = tmp_path / "m.tsv"

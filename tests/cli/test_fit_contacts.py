@@ -292,6 +292,21 @@ def test_a_query_that_does_not_exist_is_one_line_exit_2(tmp_path, arguments, fra
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_a_folder_given_as_an_input_or_output_is_one_line_exit_2(example_model, tmp_path):
+    """Click's own checks gave three-line usage errors for these; the readers say it in one."""
+    for arguments, message in [
+            (["fit", tmp_path, "-o", tmp_path / "m.npz"], "is a directory, not an alignment"),
+            (["fit", EXAMPLE_MSA, "-o", tmp_path], "is a folder; give a file name"),
+            (["contacts", tmp_path], "not a file"),
+            (["contacts", example_model, "--pdb", tmp_path], "cannot read structure file"),
+            (["fit", EXAMPLE_MSA, "-o", tmp_path / "new" / "m.npz"],
+             f"the folder {tmp_path / 'new'} does not exist; create it first")]:
+        result = run(*arguments)
+        assert result.exit_code == 2, arguments
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_missing_msa_is_one_line_exit_2(tmp_path):
     """Refused before --device auto's note on where it runs: the error is the only line."""
     result = run("fit", tmp_path / "absent.fasta", "-o", tmp_path / "m.npz")

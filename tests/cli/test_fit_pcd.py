@@ -138,6 +138,13 @@ def test_a_fresh_fit_does_not_replace_an_unfinished_ones_checkpoint(tmp_path, si
     assert "cut.checkpoint.npz: holds an earlier gwg/gibbs fit to this output, not finished: " \
            "continue it with --resume, or delete it" in result.stderr
     assert checkpoint_path(output).read_bytes() == before and not output.exists()
+    # nor does a plm fit, whose model would sit beside another fit's checkpoint
+    result = run("fit", EXAMPLE_MSA, "-o", output, "--max-iterations", "2")
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("not finished: continue it with --method gwg|gibbs "
+                                          "--resume, or delete it before a plm fit to this "
+                                          "output")
+    assert checkpoint_path(output).read_bytes() == before and not output.exists()
 
 
 def test_resume_with_other_settings_is_refused_clearly(tmp_path, single_thread,

@@ -102,6 +102,7 @@ def test_bad_model_file_is_one_line_exit_2_and_no_output(tmp_path, make_bad, mes
     bad = tmp_path / "bad.npz"
     make_bad(bad)
     out = tmp_path / "out" / "samples.fasta"
+    out.parent.mkdir()
     result = CliRunner().invoke(main, ["sample", str(bad), "-n", "5", "-o", str(out)])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
