@@ -29,15 +29,15 @@ from .options import (
               help="Fit method (as potts-gwg fit).")
 @click.option("--seed", type=int, callback=checked_seed, default=0, show_default=True,
               help="Random seed of every fit.")
-@click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
+@click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS, case_sensitive=False),
               help="MSA format for families whose manifest row gives none (default: sniffed).")
 @functools.partial(plm_options, per_method=True)
 @pcd_options(batch=True)
 @click.option("--max-memory", metavar="SIZE",
               help="Refuse fits estimated to need more than this (binary units: 8G = 8 GiB); "
                    "default: the free memory of the family's device.")
-@click.option("--contacts-format", type=click.Choice(CONTACT_FORMATS), default="tsv",
-              show_default=True, help="Format of OUTDIR/<id>/contacts.<format>.")
+@click.option("--contacts-format", type=click.Choice(CONTACT_FORMATS, case_sensitive=False),
+              default="tsv", show_default=True, help="Format of OUTDIR/<id>/contacts.<format>.")
 @click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
 @click.option("--min-sep", type=click.IntRange(min=1), default=1, show_default=True,
               help="Only pairs with j - i >= K in the contacts files.")

@@ -15,7 +15,8 @@ from potts_gwg.contacts_stage import contacts_stage
               help="Where to write the ranked pairs (default: standard output; with --pdb "
                    "or --json nothing is written unless -o is given; with -o - the report "
                    "goes to standard error).")
-@click.option("--format", "contact_format", type=click.Choice(CONTACT_FORMATS), default="tsv",
+@click.option("--format", "contact_format",
+              type=click.Choice(CONTACT_FORMATS, case_sensitive=False), default="tsv",
               show_default=True,
               help="tsv: i j score; mat: L x L matrix (CCMpred); casp: CASP RR; "
                    "csv: i,A_i,j,A_j,fn,cn (EVcouplings).")
@@ -57,6 +58,9 @@ def command(model, output, contact_format, no_apc, min_sep, top, structure, chai
     summary = contacts_stage(model, output, format=contact_format, apc=not no_apc,
                              min_separation=min_sep, structure=structure, chain=chain,
                              plot=plot, top=top)
+    if min_sep >= summary.length and contact_format != "mat":
+        click.echo(f"warning: no pair has |i-j| >= {min_sep} (L = {summary.length}): the "
+                   "output lists none", err=True)
     if as_json:
         click.echo(summary.as_json())
         return

@@ -172,6 +172,8 @@ def main():
       potts-gwg msa-info family.a3m
       potts-gwg fit family.a3m -o family.npz
       potts-gwg contacts family.npz --pdb 1abc.pdb --chain A
+      potts-gwg sample family.npz -n 1000 -o samples.fasta
+      potts-gwg batch families.tsv -o results/
 
     Positions are 1-based query columns: the query is the first record unless --query,
     --query-index or --query-file says otherwise; insert states and columns where the query

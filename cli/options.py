@@ -19,7 +19,7 @@ MSA_FORMATS = (*FORMATS, *FORMAT_ALIASES)  # what --format takes
 def msa_options(function):
     """--format and the three ways to name the query row."""
     for option in reversed([
-        click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS),
+        click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS, case_sensitive=False),
                      help="Alignment format; sniffed from the content when omitted."),
         click.option("--query", metavar="NAME",
                      help="Query = the record with this name; a Stockholm name may leave out "

@@ -74,12 +74,15 @@ class FamilySpec:
         return "first"
 
 
-def read_families(source: str | os.PathLike, msa_format: str | None = None) -> list[FamilySpec]:
-    """The families of a manifest file or of a folder of MSA files, in order."""
+def read_families(source: str | os.PathLike, msa_format: str | None = None,
+                  announce=lambda message: None) -> list[FamilySpec]:
+    """The families of a manifest file or of a folder of MSA files, in order (``announce``
+    gets a note of the files a folder holds that are not taken as alignments)."""
     path = Path(source)
     if not path.exists():
         raise InputError("no such manifest file or folder", path)
-    families = read_folder(path, msa_format) if path.is_dir() else read_manifest(path, msa_format)
+    families = (read_folder(path, msa_format, announce) if path.is_dir()
+                else read_manifest(path, msa_format))
     if not families:
         raise InputError("no families to run (empty manifest or no MSA files)", path)
     return families
@@ -141,14 +144,18 @@ def _all_problems(problems: list[InputError], path: Path) -> InputError:
     return InputError(f"{len(problems)} bad rows: " + "; ".join(parts), path)
 
 
-def read_folder(folder: str | os.PathLike, msa_format: str | None = None) -> list[FamilySpec]:
-    """Every MSA file in ``folder`` (by suffix, gzipped or not), id = name without suffixes."""
+def read_folder(folder: str | os.PathLike, msa_format: str | None = None,
+                announce=lambda message: None) -> list[FamilySpec]:
+    """Every MSA file in ``folder`` (by suffix, gzipped or not), id = name without suffixes;
+    the other files (not hidden ones) are named on ``announce``, so none is left out unseen."""
     folder = Path(folder).resolve()
-    families, seen = [], {}
+    families, seen, others = [], {}, []
     for path in sorted(folder.iterdir()):
         name = path.name.removesuffix(".gz")
         suffix = Path(name).suffix.lower()
         if name.startswith(".") or not path.is_file() or suffix not in MSA_SUFFIXES:
+            if path.is_file() and not name.startswith("."):
+                others.append(path.name)
             continue
         family_id = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(name).stem).lstrip(".-") or "family"
         _check_id(family_id, folder, None)
@@ -159,6 +166,11 @@ def read_folder(folder: str | os.PathLike, msa_format: str | None = None) -> lis
         seen[key] = path.name
         families.append(FamilySpec(id=family_id, msa=str(path), format=msa_format,
                                    source=str(path)))
+    if others:
+        shown = ", ".join(others[:5]) + (f", … ({len(others)} in all)" if len(others) > 5 else "")
+        announce(f"{folder}: not taken as alignments (suffix not one of "
+                 f"{' '.join(MSA_SUFFIXES)}, optionally .gz; a manifest names any file): "
+                 f"{shown}")
     return families
 
 

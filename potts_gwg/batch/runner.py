@@ -72,7 +72,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     if options.executor not in EXECUTORS:
         raise InputError(f"--executor {options.executor}: one of {', '.join(EXECUTORS)}")
-    families = read_families(source, options.msa_format)
+    families = read_families(source, options.msa_format, announce)
     selected = select_shard(families, options.shard)
     outdir = Path(outdir).expanduser().resolve()
     if outdir.exists() and not outdir.is_dir():

@@ -2,7 +2,8 @@
 
 Schema (docs/README): ``h`` float32 (L, q); ``J`` float32 (L, L, q, q) with
 J[i, j, a, b] = J[j, i, b, a] and J[i, i] = 0; ``alphabet`` a string of length q; ``meta`` a
-JSON string (method, hyperparameters, seed, Neff, query name and sequence, version).
+JSON string (method, hyperparameters, seed, Neff, query name and sequence, version), which a
+hand-made file may leave out (read as ``{}``).
 log p(x) = Σ_i h[i, x_i] + Σ_{i<j} J[i, j, x_i, x_j] − log Z.
 
 Loading goes through :func:`potts_gwg.io.npz.read_npz` (``allow_pickle=False``, headers checked
@@ -21,7 +22,7 @@ from ..atomic import atomic_path
 from ..errors import InputError
 from .npz import json_meta, meta_array, read_npz
 
-REQUIRED_KEYS = ("h", "J", "alphabet", "meta")
+REQUIRED_KEYS = ("h", "J", "alphabet")  # meta may be left out of a hand-made file: {}
 SYMMETRY_TOLERANCE = 1e-4
 
 
@@ -66,7 +67,7 @@ def load_model(path: str | os.PathLike) -> PottsModel:
     h, J, alphabet = arrays["h"], arrays["J"], arrays["alphabet"]
     if alphabet.dtype.kind != "U" or alphabet.ndim != 0:
         raise InputError("'alphabet' must be a single string", path)
-    meta = json_meta(arrays, path)
+    meta = json_meta(arrays, path) if "meta" in arrays else {}
     alphabet = str(alphabet)
     validate_model(h, J, alphabet, source=str(path))
     return PottsModel(h=h.astype(np.float32), J=J.astype(np.float32), alphabet=alphabet,

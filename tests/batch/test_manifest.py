@@ -124,8 +124,11 @@ def test_missing_input_and_empty_folder(tmp_path):
 def test_folder_of_msas(tmp_path):
     for name in ("b.a3m", "a.fasta.gz", "c d.aln", "skip.pdb", ".hidden.fasta"):
         write(tmp_path / name, "")
-    families = read_families(tmp_path, msa_format="a3m")
+    notes = []
+    families = read_families(tmp_path, msa_format="a3m", announce=notes.append)
     assert [family.id for family in families] == ["a", "b", "c_d"]
+    assert len(notes) == 1 and notes[0].startswith(f"{tmp_path}: not taken as alignments")
+    assert notes[0].endswith("a manifest names any file): skip.pdb")
     assert all(family.format == "a3m" for family in families)
     write(tmp_path / "a.a3m", "")
     with pytest.raises(InputError, match="would both be family 'a'"):

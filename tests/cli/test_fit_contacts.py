@@ -480,3 +480,12 @@ def test_no_pair_to_score_is_n_a_in_the_table_and_null_in_json(tmp_path):
     summary = json.loads(run("contacts", model, "--pdb", EXAMPLE_STRUCTURE, "--chain", "A",
                              "--json").stdout)
     assert all(row["precision"] is None for row in summary["precision"])
+
+
+def test_a_separation_no_pair_reaches_is_warned_about(example_model, tmp_path):
+    result = run("contacts", example_model, "--min-sep", "48", "-o", tmp_path / "c.tsv", "-q")
+    assert result.exit_code == 0
+    assert result.stderr == "warning: no pair has |i-j| >= 48 (L = 48): the output lists none\n"
+    assert (tmp_path / "c.tsv").read_text() == "i\tj\tscore\n"
+    assert run("contacts", example_model, "--min-sep", "47", "-o", tmp_path / "d.tsv",
+               "-q").stderr == ""

@@ -110,3 +110,15 @@ def test_tensors_are_saved_and_a_meta_that_is_not_a_dict_is_refused(tmp_path):
     with pytest.raises(TypeError, match="meta must be a dict, got list"):
         save_model(tmp_path / "bad.npz", PottsModel(h, J, "AC-", [("seed", 1)]))
     assert not (tmp_path / "bad.npz").exists()
+
+
+def test_a_hand_made_file_without_meta_loads_with_an_empty_meta(tmp_path):
+    """The README offers `sample` any valid model file, hand-made ones included."""
+    path = tmp_path / "hand.npz"
+    np.savez(path, h=np.zeros((2, 3), np.float32), J=np.zeros((2, 2, 3, 3), np.float32),
+             alphabet=np.array("abc"))
+    model = load_model(path)
+    assert model.meta == {} and model.alphabet == "abc" and model.length == 2
+    np.savez(path, h=np.zeros((2, 3), np.float32), alphabet=np.array("abc"))
+    with pytest.raises(InputError, match=r"hand\.npz: model file lacks J \(has h, alphabet\)"):
+        load_model(path)
