@@ -17,11 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .atomic import atomic_open, atomic_path, output_target
 from .contacts import contact_scores, frobenius_scores
 from .errors import InputError
 from .io.contact_formats import dump_contacts
 from .io.model_file import load_model
+
+
+def _provenance(model_path, meta: dict) -> tuple[str, ...]:
+    """Where the scores come from, for the output's REMARK lines."""
+    fit = ", ".join(f"{key} {meta[key]}" for key in ("method", "seed", "msa", "query_name")
+                    if meta.get(key) is not None)
+    return (f"model {model_path}", *([f"fit {fit}"] if fit else []),
+            f"potts-gwg {__version__}")
 
 
 @dataclass
@@ -48,9 +57,11 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
                    format: str = "tsv", apc: bool = True, min_separation: int = 1,
                    structure: str | os.PathLike | None = None, chain: str | None = None,
                    plot: str | os.PathLike | None = None,
-                   top: int | None = None) -> ContactsSummary:
+                   top: int | None = None, target: str | None = None) -> ContactsSummary:
     """Score the model's pairs, write them (the ``top`` best, if given), and evaluate against
-    a structure if given (over all pairs, whatever ``top``)."""
+    a structure if given (over all pairs, whatever ``top``). ``target`` names the protein in
+    CASP output and plot titles (default: the model file's name without suffix)."""
+    target = target or Path(model_path).stem
     for path in (output, plot):
         if path is not None and str(path) != "-":
             output_target(path, inputs=(model_path, structure))  # refused before the work
@@ -95,7 +106,7 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
         from .plot import contact_map_figure, save_figure
 
         figure = contact_map_figure(scores, distances, min_separation=max(6, min_separation),
-                                    title=Path(model_path).stem)
+                                    title=target)
     # The files are replaced together when both are written: a failure or Ctrl-C part way
     # leaves both as they were.
     with contextlib.ExitStack() as replaced_together:
@@ -105,7 +116,8 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
             raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
             dump_contacts(stream, format, scores, min_separation=min_separation,
                           sequence=query_sequence if isinstance(query_sequence, str) else None,
-                          raw_scores=raw, target=Path(model_path).stem, apc=apc, top=top)
+                          raw_scores=raw, target=target, apc=apc, top=top,
+                          remarks=_provenance(model_path, model.meta))
             summary.output = Path(output)
         if figure is not None:
             save_figure(figure, replaced_together.enter_context(

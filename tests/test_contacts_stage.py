@@ -44,3 +44,12 @@ def test_a_refused_plot_leaves_no_contacts_file(example_model, tmp_path):
     summary = contacts_stage(example_model, None)   # scores only: nothing written
     assert summary.output is None and summary.precision is None
     assert summary.length == 48
+
+
+def test_casp_output_names_the_target_and_where_the_scores_come_from(example_model, tmp_path):
+    """A batch passes the family id (its model files are all called model.npz)."""
+    output = tmp_path / "c.rr"
+    contacts_stage(example_model, output, format="casp", top=1, target="sh3")
+    lines = output.read_text().splitlines()
+    assert lines[1] == "TARGET sh3" and lines[3] == f"REMARK model {example_model}"
+    assert lines[4].startswith("REMARK fit method plm, seed 0, msa ")

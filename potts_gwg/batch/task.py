@@ -370,7 +370,8 @@ def _run_stages(task: FamilyTask, folder: Path, record: dict, log: _Log) -> None
     contacts = contacts_stage(folder / MODEL, folder / settings.contacts_name,
                               format=settings.contacts_format, apc=settings.apc,
                               min_separation=settings.min_separation,
-                              structure=family.structure, chain=family.chain, plot=plot)
+                              structure=family.structure, chain=family.chain, plot=plot,
+                              target=family.id)
     log(f"contacts: {settings.contacts_name}")
     if contacts.precision is not None:
         record.update(precision=contacts.precision,

@@ -19,9 +19,11 @@ CASP_SEQUENCE_LINE = 50
 
 def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separation: int = 1,
                   sequence: str | None = None, raw_scores: np.ndarray | None = None,
-                  target: str = "target", apc: bool = True, top: int | None = None) -> None:
+                  target: str = "target", apc: bool = True, top: int | None = None,
+                  remarks: tuple[str, ...] = ()) -> None:
     """Write ``scores`` (L, L) in ``format`` into the text ``stream``; ``raw_scores`` (F before
     APC) for ``csv``; ``apc`` says whether ``scores`` are APC-corrected (CASP's METHOD line);
+    ``remarks`` become CASP REMARK lines (where the scores come from: model file, seed);
     ``top`` (at least 1; more than there are pairs writes them all) keeps the best pairs after
     the ``min_separation`` filter."""
     if format not in CONTACT_FORMATS:
@@ -50,8 +52,9 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
                           for i, j, value in zip(first, second, values))
     elif format == "casp":
         score = "Frobenius norm with APC" if apc else "Frobenius norm, no APC"
-        stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n"
-                     f"METHOD Potts model couplings, {score}\nMODEL 1\n")
+        stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n")
+        stream.writelines(f"REMARK {' '.join(remark.split())}\n" for remark in remarks)
+        stream.write(f"METHOD Potts model couplings, {score}\nMODEL 1\n")
         if sequence:
             for start in range(0, len(sequence), CASP_SEQUENCE_LINE):
                 stream.write(sequence[start:start + CASP_SEQUENCE_LINE] + "\n")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from potts_gwg import __version__
 from potts_gwg.cli.main import main
 from potts_gwg.io.model_file import load_model
 
@@ -95,8 +96,12 @@ def test_contacts_other_formats(example_model, tmp_path):
     assert run("contacts", example_model, "--format", "casp", "-o", tmp_path / "rr").exit_code == 0
     casp = (tmp_path / "rr").read_text().splitlines()
     assert casp[0] == "PFRMAT RR" and casp[-1] == "END"
-    assert casp[5] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
-    contact_lines = [line.split() for line in casp[6:-1]]
+    assert casp[1] == f"TARGET {example_model.stem}"
+    assert casp[3:6] == [f"REMARK model {example_model}",
+                         f"REMARK fit method plm, seed 0, msa {EXAMPLE_MSA}, query_name 2O9S_A",
+                         f"REMARK potts-gwg {__version__}"]
+    assert casp[8] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
+    contact_lines = [line.split() for line in casp[9:-1]]
     assert len(contact_lines) == 48 * 47 // 2
     probabilities = [float(p) for _, _, _, _, p in contact_lines]
     assert all(int(i) < int(j) and (low, high) == ("0", "8")
@@ -112,10 +117,10 @@ def test_contacts_other_formats(example_model, tmp_path):
         rows = [line.split(",") for line in csv_lines[1:]]
         assert all(float(row[column]) == pytest.approx(expected[int(row[0]), int(row[2])],
                                                        rel=1e-5, abs=1e-6) for row in rows)
-    assert casp[3] == "METHOD Potts model couplings, Frobenius norm with APC"
+    assert casp[6] == "METHOD Potts model couplings, Frobenius norm with APC"
     assert run("contacts", example_model, "--format", "casp", "--no-apc",
                "-o", tmp_path / "rr_raw").exit_code == 0
-    assert (tmp_path / "rr_raw").read_text().splitlines()[3] == \
+    assert (tmp_path / "rr_raw").read_text().splitlines()[6] == \
         "METHOD Potts model couplings, Frobenius norm, no APC"
 
 
@@ -128,7 +133,7 @@ def assert_usage_error(result, fragment):
 
 
 @pytest.mark.parametrize("contact_format, header_lines, footer_lines", [
-    ("tsv", 1, 0), ("csv", 1, 0), ("casp", 6, 1)])  # casp: 5 header lines, the sequence, END
+    ("tsv", 1, 0), ("csv", 1, 0), ("casp", 9, 1)])  # casp: 8 header lines, the sequence, END
 def test_top_writes_the_best_pairs_of_the_full_ranking(example_model, tmp_path, contact_format,
                                                        header_lines, footer_lines):
     """--top N writes the first N pairs of the list written without it, line for line (CASP's
