@@ -19,6 +19,7 @@ libraries are left alone.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import sys
 
@@ -33,6 +34,21 @@ FALLBACK_MMAP_THRESHOLD_BYTES = 32 * 2**20
 TRIM_THRESHOLD_BYTES = 256 * 2**20
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 USER_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
+
+
+def release_freed_memory() -> bool:
+    """Give the heap's free memory back to the system (glibc ``malloc_trim``), e.g. between
+    a batch worker's families, whose peak memory is counted from what the process then holds.
+    Returns whether it could (glibc only)."""
+    gc.collect()  # the previous job's arrays, if a reference cycle still holds them
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim(0)
+    return True
 
 
 def keep_freed_memory() -> int:

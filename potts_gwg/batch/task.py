@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..allocator import release_freed_memory
 from ..atomic import atomic_open
 from ..device import is_out_of_memory, memory_estimate_scope, out_of_memory_error
 from ..errors import InputError, PottsError
@@ -219,6 +220,7 @@ def _run_family(task: FamilyTask) -> dict:
         on_threads = f", {plural(threads, 'thread', 'threads')}{elastic}" if threads else ""
         log(f"potts-gwg {__version__} batch: family {family.id} ({family.source}) on "
             f"{task.device}{on_threads}, host {record['host']}, pid {record['pid']}")
+        release_freed_memory()  # what earlier families left in the heap: not this one's peak
         _reset_peak_rss()
         _write_json(work / SETTINGS, resolved_settings(task))
         _run_stages(task, work, record, log)
