@@ -87,8 +87,10 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
         raise InputError(f"--method {options.method}: unknown fit method "
                          f"(available: {', '.join(FIT_METHODS)})")
     if options.init not in PCD_INITS and not str(options.init).endswith(".npz"):
-        raise InputError(f"--init {options.init}: unknown start (available: "
-                         f"{', '.join(PCD_INITS)}, or a model file MODEL.npz)")
+        what = ("not a model file (an .npz written by potts-gwg fit)"
+                if os.path.isfile(options.init) else "unknown start")
+        raise InputError(f"--init {options.init}: {what} (available: {', '.join(PCD_INITS)}, "
+                         "or a model file MODEL.npz)")
     if output is None:
         output = default_model_path(msa_path)
         if output.exists():

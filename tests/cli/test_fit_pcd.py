@@ -191,6 +191,18 @@ def test_init_from_a_model_of_other_columns_is_refused(tmp_path):
     assert not output.exists()
 
 
+def test_init_that_is_neither_a_start_nor_a_model_file_is_named(tmp_path):
+    output = tmp_path / "ml.npz"
+    for start, what in ((EXAMPLE_MSA, "not a model file (an .npz written by potts-gwg fit)"),
+                        ("zero", "unknown start")):
+        result = run("fit", EXAMPLE_MSA, "-o", output, "--method", "gwg", *SMALL[2:],
+                     "--init", start)
+        assert result.exit_code == 2
+        assert result.stderr == (f"error: --init {start}: {what} (available: plm, "
+                                 "independent, or a model file MODEL.npz)\n")
+    assert not output.exists()
+
+
 def test_ml_options_with_a_plm_fit_are_refused(tmp_path):
     output = tmp_path / "m.npz"
     result = run("fit", EXAMPLE_MSA, "-o", output, "--chains", "5", "--max-time", "3",
