@@ -6,12 +6,17 @@ import secrets
 
 import click
 
-from potts_gwg import settings
 from potts_gwg.device import DEVICE_CHOICES
 from potts_gwg.errors import InputError
 from potts_gwg.io.msa import FORMAT_ALIASES, FORMATS
-from potts_gwg.settings import (DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_THETA, PCD_INITS, PcdSettings,
-                                PlmSettings)
+from potts_gwg.settings import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_THETA,
+    MAX_SEED,
+    PCD_INITS,
+    PcdSettings,
+    PlmSettings,
+)
 
 MSA_FORMATS = (*FORMATS, *FORMAT_ALIASES)  # what --format takes
 
@@ -37,8 +42,8 @@ def msa_options(function):
 def checked_seed(context, parameter, seed: int | None) -> int | None:
     """``--seed`` callback: 0..2^63 - 1, as every command records it (a larger one failed
     inside torch); a one-line error like the other bad numbers."""
-    if seed is not None and not 0 <= seed <= settings.MAX_SEED:
-        raise InputError(f"--seed must lie in 0..{settings.MAX_SEED}, got {seed}")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed must lie in 0..{MAX_SEED}, got {seed}")
     return seed
 
 
