@@ -25,10 +25,13 @@ from .io.contact_formats import dump_contacts
 from .io.model_file import load_model
 
 
+# The model meta's keys that say which fit the scores come from (--json, CASP REMARK).
+FIT_RECORD = ("method", "seed", "msa", "query_name")
+
+
 def _provenance(model_path, meta: dict) -> tuple[str, ...]:
     """Where the scores come from, for the output's REMARK lines."""
-    fit = ", ".join(f"{key} {meta[key]}" for key in ("method", "seed", "msa", "query_name")
-                    if meta.get(key) is not None)
+    fit = ", ".join(f"{key} {meta[key]}" for key in FIT_RECORD if meta.get(key) is not None)
     return (f"model {model_path}", *([f"fit {fit}"] if fit else []),
             f"potts-gwg {__version__}")
 
@@ -76,7 +79,7 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
     query_sequence = model.meta.get("query_sequence")
     summary = ContactsSummary(output=None, length=model.length, model={
         "path": str(model_path), "apc": apc,
-        **{key: model.meta.get(key) for key in ("method", "seed", "msa", "query_name")}})
+        **{key: model.meta.get(key) for key in FIT_RECORD}})
     distances = None
     if structure is not None or plot is not None:
         if structure is None:
