@@ -128,7 +128,7 @@ def plan_slots(devices: Sequence[str], workers: int | None, threads: int | None,
 def crash_record(task: FamilyTask, message: str, reason: str = "worker died",
                  seconds: float | None = None) -> dict:
     """The failure record of a family whose worker never returned; written to error.json."""
-    record = base_record(task.family.id, task.settings_hash, task.settings.method, "failed")
+    record = base_record(task.family.id, task.settings_hash, task.settings, "failed")
     record.update(device=task.device, threads=task.threads, message=message, reason=reason,
                   exit_code=EXIT_INTERNAL,
                   wall_s=None if seconds is None else round(seconds, 3))

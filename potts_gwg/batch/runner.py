@@ -106,7 +106,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
             if previous is not None:
                 records[family.id] = {**previous, "resumed": True}
                 continue
-            records[family.id] = base_record(family.id, digest, settings.method, "pending")
+            records[family.id] = base_record(family.id, digest, settings, "pending")
             to_run.append(FamilyTask(family=family, settings=settings, outdir=str(outdir),
                                      settings_hash=digest, reuse_fit=options.resume))
         skipped = [family.id for family in selected if records[family.id].get("resumed")]
@@ -314,7 +314,7 @@ def _other_shard_record(folder: Path, family: FamilySpec, settings: RunSettings)
         result = marker.get("result")
         if isinstance(result, dict) and _settings_of(folder) == wanted:
             return {**result, "resumed": True}
-    return base_record(family.id, None, settings.method, "pending")
+    return base_record(family.id, None, settings, "pending")
 
 
 def _settings_of(folder: Path) -> dict | None:

@@ -19,8 +19,8 @@ SEPARATIONS = (6, 12, 24)
 TOPS = ("L", "L/2", "L/5")
 PRECISION_COLUMNS = [f"top_{top.replace('/', '')}_sep{separation}"
                      for separation in SEPARATIONS for top in TOPS]
-COLUMNS = (["id", "status", "L", "N", "Neff", "method", "device", "threads", "wall_s", "fit_s",
-            "peak_memory_bytes", "peak_rss_bytes", "peak_gpu_bytes"] + PRECISION_COLUMNS +
+COLUMNS = (["id", "status", "L", "N", "Neff", "method", "seed", "device", "threads", "wall_s",
+            "fit_s", "peak_memory_bytes", "peak_rss_bytes", "peak_gpu_bytes"] + PRECISION_COLUMNS +
            ["iterations", "converged", "structure_identity", "exit_code", "reason", "message",
             "resumed", "host", "started", "finished", "settings_hash"])
 
@@ -39,7 +39,7 @@ def summary_frame(records: list[dict]) -> pd.DataFrame:
         row["resumed"] = bool(record.get("resumed", False))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    for column in ("L", "N", "threads", "iterations", "exit_code", "peak_memory_bytes",
+    for column in ("L", "N", "seed", "threads", "iterations", "exit_code", "peak_memory_bytes",
                    "peak_rss_bytes", "peak_gpu_bytes"):
         frame[column] = frame[column].astype("Int64")
     for column in ["Neff", "wall_s", "fit_s", "structure_identity"] + PRECISION_COLUMNS:

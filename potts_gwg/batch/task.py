@@ -201,7 +201,7 @@ def _run_family(task: FamilyTask) -> dict:
     start = time.perf_counter()
     family, settings = task.family, task.settings
     folder = Path(task.outdir) / family.id
-    record = base_record(family.id, task.settings_hash, settings.method, status="failed")
+    record = base_record(family.id, task.settings_hash, settings, status="failed")
     record.update(device=task.device, threads=task.threads, host=socket.gethostname(),
                   pid=os.getpid(), started=_now())
     work = folder / RUN
@@ -265,11 +265,12 @@ def _run_family(task: FamilyTask) -> dict:
     return record
 
 
-def base_record(family_id: str, digest: str | None, method: str, status: str) -> dict:
+def base_record(family_id: str, digest: str | None, settings: RunSettings, status: str
+                ) -> dict:
     """A result record with every summary field present (unknown = None)."""
     return {"id": family_id, "status": status, "L": None, "N": None, "Neff": None,
-            "method": method, "device": None, "threads": None, "wall_s": None,
-            "fit_s": None, "iterations": None, "converged": None, "objective": None,
+            "method": settings.method, "seed": settings.seed, "device": None, "threads": None,
+            "wall_s": None, "fit_s": None, "iterations": None, "converged": None, "objective": None,
             "peak_rss_bytes": None, "peak_gpu_bytes": None, "precision": None,
             "structure_identity": None, "structure_coverage": None, "message": None,
             "reason": None, "exit_code": None, "host": None, "pid": None, "started": None,

@@ -57,7 +57,7 @@ def test_family_outputs_and_done_marker(finished):
     task, record = finished
     folder = Path(task.outdir) / "sh3"
     assert record["status"] == "done", record
-    assert (record["L"], record["N"], record["method"]) == (48, 920, "plm")
+    assert (record["L"], record["N"], record["method"], record["seed"]) == (48, 920, "plm", 0)
     assert record["Neff"] > 100 and record["wall_s"] > 0 and record["peak_rss_bytes"] > 0
     names = {path.name for path in folder.iterdir()}
     assert names == {"model.npz", "contacts.tsv", "evaluation.json", "settings.json", "log.txt",
@@ -106,9 +106,10 @@ def test_settings_hash_follows_inputs_and_settings_not_devices(tmp_path):
 def test_a_broken_family_is_a_failed_record_with_error_json(tmp_path):
     broken = tmp_path / "broken.fasta"
     broken.write_text(">a\nAC1DE\n>b\nACDEF\n")
-    task = task_for(FamilySpec(id="broken", msa=str(broken)), tmp_path / "out")
+    task = task_for(FamilySpec(id="broken", msa=str(broken)), tmp_path / "out",
+                    RunSettings(seed=7))
     record = run_family(task)
-    assert record["status"] == "failed"
+    assert record["status"] == "failed" and record["seed"] == 7
     assert record["exit_code"] == 2 and record["reason"] == "InputError"
     assert "broken.fasta" in record["message"]
     folder = tmp_path / "out" / "broken"
@@ -203,6 +204,7 @@ def test_summary_tables_and_picture(finished, tmp_path):
     rows = json.loads((tmp_path / "summary.json").read_text())
     assert [row["id"] for row in rows] == ["sh3", "broken", "later"]
     assert rows[1]["L"] is None and rows[1]["exit_code"] == 2
+    assert rows[0]["seed"] == 0 and rows[1]["seed"] is None  # the seed of the run is recorded
     header = (tmp_path / "summary.tsv").read_text().splitlines()[0].split("\t")
     assert header[:4] == ["id", "status", "L", "N"] and "top_L5_sep24" in header
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
