@@ -114,12 +114,10 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
         spec = EnergySpec(energy=energy, n_sites=dataset.n_sites, n_states=dataset.n_states,
                           hidden=hidden, depth=depth, base=base,
                           image_shape=dataset.image_shape)
-        spec.check()
         config = TrainConfig(sampler=sampler, steps=steps, batch_size=batch_size,
                              buffer_size=buffer_size, reinit_rate=reinit_rate,
                              learning_rate=learning_rate, ema_decay=ema_decay,
                              seed=chosen_seed(seed))
-        config.check()
         where = resolve_device(device)
         base_distribution = IndependentSites.from_data(data, dataset.n_states).to(where)
         model = build_energy(spec, base_distribution.cpu(), config.seed).to(where)

@@ -31,8 +31,8 @@ def integer(name: str, value, least: int | None = None, most: int | None = None)
 
 
 def real(name: str, value, least: float | None = None, most: float | None = None,
-         above: float | None = None) -> float:
-    """``value`` as a finite ``float`` with least <= value <= most and value > above."""
+         above: float | None = None, below: float | None = None) -> float:
+    """``value`` as a finite ``float`` with least <= value <= most, above < value < below."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
@@ -40,7 +40,8 @@ def real(name: str, value, least: float | None = None, most: float | None = None
         raise ValueError(f"{name} must be finite, got {value}")
     for failed, bound in ((least is not None and value < least, f">= {least}"),
                           (most is not None and value > most, f"<= {most}"),
-                          (above is not None and value <= above, f"> {above}")):
+                          (above is not None and value <= above, f"> {above}"),
+                          (below is not None and value >= below, f"< {below}")):
         if failed:
             raise ValueError(f"{name} must be {bound}, got {value}")
     return value

@@ -32,6 +32,7 @@ def test_numpy_scalars_become_plain_numbers():
     (lambda: settings.real("x", np.float32("inf"), least=0), "x must be finite, got inf"),
     (lambda: settings.real("x", -0.1, least=0), "x must be >= 0, got -0.1"),
     (lambda: settings.real("x", 0.0, above=0), "x must be > 0, got 0.0"),
+    (lambda: settings.real("x", 1, least=0, below=1), "x must be < 1, got 1.0"),
     (lambda: settings.real("x", "0.1"), "x must be a number, got '0.1' (str)"),
     (lambda: settings.random_seed(-1), "seed must be in 0..9223372036854775807, got -1"),
     (lambda: settings.random_seed(2 ** 63), "seed must be in 0..9223372036854775807"),

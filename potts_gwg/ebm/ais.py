@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..engine import EnergyModel, GWGSampler
 from ..errors import InputError, NumericalError
+from ..settings import integer
 from .networks import IndependentSites
 
 SCHEDULES = ("sigmoid", "linear")
@@ -54,8 +55,10 @@ class AnnealedEnergy(EnergyModel):
 def temperatures(n: int, schedule: str = "sigmoid") -> Tensor:
     """β_0 = 0 < … < β_n = 1, ``(n + 1,)`` float64: equally spaced, or sigmoid-spaced (dense
     at both ends, where the intermediate distributions change fastest)."""
-    if n < 1:
-        raise InputError(f"need at least 1 intermediate distribution, got {n}")
+    try:
+        n = integer("n_temperatures", n, least=1)
+    except (TypeError, ValueError) as error:
+        raise InputError(str(error)) from None
     grid = torch.linspace(0, 1, n + 1, dtype=torch.float64)
     if schedule == "linear":
         return grid
@@ -99,9 +102,12 @@ def annealed_importance_sampling(model: EnergyModel, base: IndependentSites,
     ``generator`` lives on the model's device (``None``: a randomly seeded one). The
     progress bar goes to stderr and only when it is a terminal.
     """
-    if n_chains < 2 or steps_per_temperature < 1:
-        raise InputError(f"need at least 2 chains and 1 step per temperature, got {n_chains}, "
-                         f"{steps_per_temperature}")
+    try:
+        n_temperatures = integer("n_temperatures", n_temperatures, least=1)
+        n_chains = integer("n_chains", n_chains, least=2)
+        steps_per_temperature = integer("steps_per_temperature", steps_per_temperature, least=1)
+    except (TypeError, ValueError) as error:
+        raise InputError(str(error)) from None
     betas = temperatures(n_temperatures, schedule).tolist()
     device = base.table.device
     if generator is None:

@@ -34,6 +34,7 @@ from ..engine.draws import draw_categorical
 from ..engine.driver import prepare_run
 from ..engine.mh import metropolis_hastings, select
 from ..errors import InputError, ResourceError
+from ..settings import integer, real
 from .ais import temperatures
 
 MAX_ENUMERATED_LABELS = 4096  # label configurations (q^k) that exact prediction may list
@@ -52,14 +53,11 @@ class JointEnergy(nn.Module, ABC):
         super().__init__()
         if label_kind not in ("binary", "categorical"):
             raise ValueError(f"label_kind must be 'binary' or 'categorical', got {label_kind!r}")
-        if label_kind == "binary" and n_states != 2:
+        self.data_dim = integer("data_dim", data_dim, least=1)
+        self.n_labels = integer("n_labels", n_labels, least=1)
+        self.n_states = integer("n_states", n_states, least=2)
+        if label_kind == "binary" and self.n_states != 2:
             raise ValueError(f"binary labels have n_states = 2, got {n_states}")
-        if data_dim < 1 or n_labels < 1 or n_states < 2:
-            raise ValueError(f"need data_dim >= 1, n_labels >= 1, n_states >= 2; got "
-                             f"{data_dim}, {n_labels}, {n_states}")
-        self.data_dim = data_dim
-        self.n_labels = n_labels
-        self.n_states = n_states
         self.label_kind = label_kind
 
     @abstractmethod
@@ -131,7 +129,7 @@ class MLPJointEnergy(JointEnergy):
         super().__init__(data_dim, n_labels, n_states, label_kind)
         self.hidden = tuple(int(width) for width in hidden)
         layers: list[nn.Module] = []
-        width = data_dim + self.label_width
+        width = self.data_dim + self.label_width
         for out in self.hidden:
             layers += [nn.Linear(width, out), nn.ELU()]
             width = out
@@ -228,11 +226,8 @@ class Langevin:
 
     def __init__(self, step_size: float = 0.1, temperature: float = 1.0,
                  adjusted: bool = False):
-        if not step_size > 0 or not temperature > 0:
-            raise ValueError(f"step_size and temperature must be > 0, got {step_size}, "
-                             f"{temperature}")
-        self.step_size = step_size
-        self.temperature = temperature
+        self.step_size = real("step_size", step_size, above=0)
+        self.temperature = real("temperature", temperature, above=0)
         self.adjusted = adjusted
 
     def _mean(self, x: Tensor, grad_x: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from ..atomic import atomic_path
 from ..engine import GibbsSampler, GWGSampler, Sampler
 from ..errors import InputError, NumericalError
 from ..io.npz import json_meta, meta_array, read_npz
+from ..settings import SAMPLERS, integer, real
 from .joint import (
     JointEnergy,
     JointSampler,
@@ -66,20 +67,23 @@ class JointTrainingConfig:
     energy_l2: float = 0.0          # penalty α (f_pos² + f_neg²), as in Du & Mordatch
 
     def validate(self) -> None:
-        checks = [("iterations", self.iterations >= 1), ("batch_size", self.batch_size >= 1),
-                  ("learning_rate", self.learning_rate > 0), ("warmup", self.warmup >= 0),
-                  ("sampler_steps", self.sampler_steps >= 1),
-                  ("buffer_size", self.buffer_size >= 1),
-                  ("reinit_rate", 0 <= self.reinit_rate <= 1),
-                  ("step_size", self.step_size > 0), ("temperature", self.temperature > 0),
-                  ("label_sampler", self.label_sampler in ("gwg", "gibbs")),
-                  ("missing", self.missing in ("marginal", "sample")),
-                  ("missing_steps", self.missing_steps >= 1), ("ema", 0 <= self.ema < 1),
-                  ("energy_l2", self.energy_l2 >= 0)]
-        bad = [name for name, ok in checks if not ok]
-        if bad:
-            settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise InputError(f"invalid training settings: {settings}")
+        """One-line InputError naming the first bad setting; numpy scalars become plain
+        numbers (the settings go to the model file's JSON meta)."""
+        try:
+            for name, least in (("iterations", 1), ("batch_size", 1), ("warmup", 0),
+                                ("sampler_steps", 1), ("buffer_size", 1), ("missing_steps", 1)):
+                setattr(self, name, integer(name, getattr(self, name), least=least))
+            for name, bounds in (("learning_rate", {"above": 0}),
+                                 ("reinit_rate", {"least": 0, "most": 1}),
+                                 ("step_size", {"above": 0}), ("temperature", {"above": 0}),
+                                 ("ema", {"least": 0, "below": 1}), ("energy_l2", {"least": 0})):
+                setattr(self, name, real(name, getattr(self, name), **bounds))
+        except (TypeError, ValueError) as error:
+            raise InputError(str(error)) from None
+        for name, choices in (("label_sampler", SAMPLERS), ("missing", ("marginal", "sample"))):
+            if getattr(self, name) not in choices:
+                raise InputError(f"{name} must be one of {', '.join(choices)}, got "
+                                 f"{getattr(self, name)!r}")
 
     def make_label_sampler(self) -> Sampler:
         return GWGSampler() if self.label_sampler == "gwg" else GibbsSampler(scan="random")

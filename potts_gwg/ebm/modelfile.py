@@ -107,5 +107,4 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
             raise ValueError("the ema/ arrays are missing or do not match the model/ arrays")
     except (KeyError, ValueError, TypeError, InputError) as error:
         raise InputError(f"not a potts-gwg EBM model file ({error})", path) from None
-    spec.check()
     return ModelFile(path=path, spec=spec, config=config, meta=meta, arrays=arrays)

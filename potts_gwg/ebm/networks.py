@@ -9,6 +9,7 @@ a JSON-able :class:`EnergySpec`, so model files hold tensors and that descriptio
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from ..engine import EnergyModel, NeuralEnergy, RBMEnergy
 from ..engine.draws import draw_from_logits
 from ..errors import InputError
+from ..settings import integer
 
 ENERGIES = ("mlp", "resnet", "rbm")
 
@@ -157,16 +159,28 @@ class EnergySpec:
         except TypeError as error:
             raise InputError(f"bad energy description {record}: {error}") from None
 
-    def check(self) -> None:
-        """One-line InputError for a description that cannot be built."""
+    def __post_init__(self):
+        """Checked when made (a one-line InputError naming the setting); numpy scalars
+        become plain ints, so that the description always serialises to JSON."""
         if self.energy not in ENERGIES:
             raise InputError(f"unknown energy {self.energy!r} (choose {', '.join(ENERGIES)})")
-        if self.n_sites < 1 or self.n_states < 2:
-            raise InputError(f"need at least 1 site and 2 states, got {self.n_sites}, "
-                             f"{self.n_states}")
-        if self.hidden < 1 or self.depth < 0 or (self.energy == "resnet" and self.depth < 1):
-            raise InputError(f"hidden must be >= 1 and depth >= {int(self.energy == 'resnet')}"
-                             f", got {self.hidden}, {self.depth}")
+        try:
+            checked = {"n_sites": integer("n_sites", self.n_sites, least=1),
+                       "n_states": integer("n_states", self.n_states, least=2),
+                       "hidden": integer("hidden", self.hidden, least=1),
+                       "depth": integer("depth", self.depth,
+                                        least=int(self.energy == "resnet"))}
+            if self.image_shape is not None:
+                sides = (tuple(integer("image_shape", side, least=1) for side in self.image_shape)
+                         if isinstance(self.image_shape, (tuple, list)) else ())
+                if len(sides) != 2 or math.prod(sides) != checked["n_sites"]:
+                    raise ValueError(f"image_shape must be two sides whose product is the "
+                                     f"{checked['n_sites']} sites, got {self.image_shape!r}")
+                checked["image_shape"] = sides
+        except (TypeError, ValueError) as error:
+            raise InputError(str(error)) from None
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen
         if self.energy == "rbm" and self.kind != "binary":
             raise InputError(f"the RBM energy needs binary data; these have {self.n_states} "
                              "states per site")
@@ -192,7 +206,6 @@ def make_trainable(model: EnergyModel) -> EnergyModel:
 def build_energy(spec: EnergySpec, base: IndependentSites, seed: int) -> EnergyModel:
     """A freshly initialised energy for ``spec``; weights drawn from ``seed`` (not the
     global RNG, whose state is left as it was)."""
-    spec.check()
     if base.n_sites != spec.n_sites or base.n_states != spec.n_states:
         raise InputError(f"the base distribution has {base.n_sites} sites × {base.n_states} "
                          f"states, the energy {spec.n_sites} × {spec.n_states}")

@@ -28,9 +28,8 @@ from tqdm import tqdm
 
 from ..engine import EnergyModel, GibbsSampler, GWGSampler, Sampler
 from ..errors import InputError, NumericalError
+from ..settings import SAMPLERS, integer, random_seed, real
 from .networks import IndependentSites, make_trainable
-
-SAMPLERS = ("gwg", "gibbs")
 
 
 def make_sampler(name: str) -> Sampler:
@@ -46,7 +45,9 @@ def make_sampler(name: str) -> Sampler:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """PCD settings; all of them are recorded in checkpoints."""
+    """PCD settings; all of them are recorded in checkpoints. Checked when made (a one-line
+    InputError naming the setting); numpy scalars become plain numbers, as in
+    :mod:`potts_gwg.settings`, so that the settings always serialise to JSON."""
 
     sampler: str = "gwg"          # see make_sampler
     steps: int = 40               # sampler steps per parameter update
@@ -57,20 +58,23 @@ class TrainConfig:
     ema_decay: float = 0.99       # EMA of the parameters, per update
     seed: int = 0
 
-    def check(self) -> None:
+    def __post_init__(self):
         make_sampler(self.sampler)
-        for name, value, least in (("steps", self.steps, 1), ("batch_size", self.batch_size, 1),
-                                   ("buffer_size", self.buffer_size, 1)):
-            if value < least:
-                raise InputError(f"{name} must be at least {least}, got {value}")
+        try:
+            checked = {"steps": integer("steps", self.steps, least=1),
+                       "batch_size": integer("batch_size", self.batch_size, least=1),
+                       "buffer_size": integer("buffer_size", self.buffer_size, least=1),
+                       "reinit_rate": real("reinit_rate", self.reinit_rate, least=0, most=1),
+                       "learning_rate": real("learning_rate", self.learning_rate, above=0),
+                       "ema_decay": real("ema_decay", self.ema_decay, least=0, below=1),
+                       "seed": random_seed(self.seed)}
+        except (TypeError, ValueError) as error:
+            raise InputError(str(error)) from None
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen
         if self.batch_size > self.buffer_size:
             raise InputError(f"--batch-size ({self.batch_size}) cannot exceed --buffer-size "
                              f"({self.buffer_size})")
-        if not 0 <= self.reinit_rate <= 1 or not 0 <= self.ema_decay < 1:
-            raise InputError(f"need 0 <= reinit_rate <= 1 and 0 <= ema_decay < 1, got "
-                             f"{self.reinit_rate}, {self.ema_decay}")
-        if not self.learning_rate > 0:
-            raise InputError(f"learning_rate must be positive, got {self.learning_rate}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -95,7 +99,6 @@ class PCDTrainer:
 
     def __init__(self, model: EnergyModel, data: Tensor, base: IndependentSites,
                  config: TrainConfig):
-        config.check()
         if not any(True for _ in model.parameters()):
             make_trainable(model)
         if (base.n_sites, base.n_states) != (model.n_sites, model.n_states):

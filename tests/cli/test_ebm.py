@@ -90,6 +90,13 @@ def test_eval_reports_log_likelihood_in_nats_and_bits(trained, tmp_path):
     (["sample", "{model}"], "nothing to write"),
     (["train", str(DIGITS_PATH), "--iterations", "400", "-o", "{tmp}"], "is a folder"),
     (["eval", "{model}", "--data", "{tmp}/data.npz"], "sites"),
+    # Click's ranges let NaN (and inf, for --lr) through; the settings' checks do not.
+    (["train", str(DIGITS_PATH), "--iterations", "2", "--lr", "nan", "-o", "{tmp}/m.npz"],
+     "error: learning_rate must be finite, got nan"),
+    (["train", str(DIGITS_PATH), "--iterations", "2", "--lr", "inf", "-o", "{tmp}/m.npz"],
+     "error: learning_rate must be finite, got inf"),
+    (["train", str(DIGITS_PATH), "--iterations", "2", "--ema-decay", "nan", "-o",
+      "{tmp}/m.npz"], "error: ema_decay must be finite, got nan"),
 ])
 def test_bad_input_is_one_error_line_and_no_output(trained, tmp_path, arguments, message):
     np.savez(tmp_path / "data.npz", train=np.zeros((3, 5), np.uint8),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,7 +125,37 @@ def test_temperatures_run_from_0_to_1_increasing(schedule):
 def test_bad_settings_are_input_errors():
     with pytest.raises(InputError, match="schedule"):
         temperatures(10, "cosine")
+    with pytest.raises(InputError, match=r"n_temperatures must be an integer, got 10\.0"):
+        temperatures(10.0)
     with pytest.raises(InputError, match="chains"):
         annealed_importance_sampling(random_rbm(0), skewed_base(1), n_chains=1)
     with pytest.raises(InputError, match="does not match"):
         annealed_importance_sampling(random_rbm(0), IndependentSites(torch.zeros(DIM + 1, 2)))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_chains": 1}, "n_chains must be >= 2, got 1"),
+    ({"n_chains": 8.0}, "n_chains must be an integer, got 8.0 (float)"),
+    ({"n_temperatures": 0}, "n_temperatures must be >= 1, got 0"),
+    ({"n_temperatures": True}, "n_temperatures must be an integer, got True (bool)"),
+    ({"n_temperatures": float("inf")}, "n_temperatures must be an integer, got inf (float)"),
+    ({"steps_per_temperature": 0}, "steps_per_temperature must be >= 1, got 0"),
+    ({"steps_per_temperature": float("nan")},
+     "steps_per_temperature must be an integer, got nan (float)"),
+])
+def test_bad_counts_are_one_line_input_errors_naming_the_setting(change, message):
+    with pytest.raises(InputError) as caught:
+        annealed_importance_sampling(random_rbm(0), skewed_base(1), progress=False, **change)
+    assert str(caught.value).startswith(message)
+
+
+def test_numpy_counts_are_accepted_and_recorded_as_plain_ints():
+    result = annealed_importance_sampling(random_rbm(0), skewed_base(1),
+                                          n_temperatures=np.int64(3), n_chains=np.int32(4),
+                                          steps_per_temperature=np.uint8(1),
+                                          generator=torch.Generator().manual_seed(0),
+                                          progress=False)
+    assert (type(result.n_temperatures), type(result.steps_per_temperature)) == (int, int)
+    assert result.log_weights.shape == (4,)
+    json.dumps({"n_temperatures": result.n_temperatures,
+                "steps_per_temperature": result.steps_per_temperature})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -206,6 +209,26 @@ def test_bad_inputs_are_input_errors():
     conditional = ConditionalLabelEnergy(model, torch.zeros(4, 2))
     with pytest.raises(ValueError, match="does not match"):
         conditional.relaxed_log_prob(torch.zeros(3, 3))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Langevin(step_size=float("nan")), "step_size must be finite, got nan"),
+    (lambda: Langevin(temperature=0), "temperature must be > 0, got 0.0"),
+    (lambda: MLPJointEnergy(2.0, 3), "data_dim must be an integer, got 2.0 (float)"),
+    (lambda: MLPJointEnergy(2, 0), "n_labels must be >= 1, got 0"),
+    (lambda: MLPJointEnergy(2, 3, n_states=3), "binary labels have n_states = 2, got 3"),
+])
+def test_bad_numbers_are_refused_naming_the_setting(make, message):
+    with pytest.raises((TypeError, ValueError)) as caught:
+        make()
+    assert str(caught.value).startswith(message)
+
+
+def test_numpy_sizes_become_plain_ints_in_the_architecture():
+    model = MLPJointEnergy(np.int64(2), np.int32(3), n_states=np.uint8(4),
+                           label_kind="categorical", hidden=(4,))
+    assert json.loads(json.dumps(model.architecture()))["n_states"] == 4
+    assert Langevin(np.float32(0.5)).step_size == 0.5
 
 
 def test_annealed_smc_draws_x_given_y():

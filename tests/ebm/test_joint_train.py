@@ -17,6 +17,7 @@ from potts_gwg.ebm.joint_toy import (
 )
 from potts_gwg.ebm.joint_train import (
     JointTrainingConfig,
+    config_record,
     load_joint_data,
     load_joint_model,
     save_joint_data,
@@ -119,3 +120,31 @@ def test_bad_data_files_name_the_problem(tmp_path):
         load_joint_model(tmp_path / "list.npz")
     with pytest.raises(InputError, match="missing"):
         JointTrainingConfig(missing="guess").validate()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"iterations": 0}, "iterations must be >= 1, got 0"),
+    ({"batch_size": 10.0}, "batch_size must be an integer, got 10.0 (float)"),
+    ({"warmup": True}, "warmup must be an integer, got True (bool)"),
+    ({"learning_rate": float("nan")}, "learning_rate must be finite, got nan"),
+    ({"reinit_rate": -0.5}, "reinit_rate must be >= 0, got -0.5"),
+    ({"step_size": float("inf")}, "step_size must be finite, got inf"),
+    ({"temperature": 0}, "temperature must be > 0, got 0.0"),
+    ({"ema": 1}, "ema must be < 1, got 1.0"),
+    ({"label_sampler": "hmc"}, "label_sampler must be one of gwg, gibbs, got 'hmc'"),
+    ({"missing": "guess"}, "missing must be one of marginal, sample, got 'guess'"),
+])
+def test_bad_settings_are_one_line_input_errors_naming_the_setting(change, message):
+    with pytest.raises(InputError) as caught:
+        JointTrainingConfig(**change).validate()
+    assert str(caught.value).startswith(message)
+
+
+def test_numpy_settings_become_plain_numbers_that_serialise_to_json():
+    config = JointTrainingConfig(iterations=np.int64(5), buffer_size=np.int32(100),
+                                 learning_rate=np.float32(0.5), ema=np.float64(0.9))
+    config.validate()
+    record = config_record(config)
+    assert (type(record["iterations"]), type(record["buffer_size"])) == (int, int)
+    assert (type(record["learning_rate"]), type(record["ema"])) == (float, float)
+    assert json.loads(json.dumps(record))["learning_rate"] == 0.5

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -67,20 +69,45 @@ def test_same_seed_same_weights_and_global_rng_untouched():
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("spec, message", [
-    (EnergySpec(energy="cnn", n_sites=4, n_states=2), "unknown energy"),
-    (EnergySpec(energy="rbm", n_sites=4, n_states=3), "binary data"),
-    (EnergySpec(energy="resnet", n_sites=4, n_states=2), "image data"),
-    (EnergySpec(energy="mlp", n_sites=4, n_states=2, hidden=0), "hidden must be"),
+@pytest.mark.parametrize("change, message", [
+    ({"energy": "cnn"}, "unknown energy 'cnn'"),
+    ({"energy": "rbm", "n_states": 3}, "the RBM energy needs binary data"),
+    ({"energy": "resnet"}, "the ResNet energy needs image data"),
+    ({"energy": "resnet", "image_shape": (2, 2), "depth": 0}, "depth must be >= 1, got 0"),
+    ({"depth": -1}, "depth must be >= 0, got -1"),
+    ({"hidden": 0}, "hidden must be >= 1, got 0"),
+    ({"hidden": 2.5}, "hidden must be an integer, got 2.5 (float)"),
+    ({"hidden": 16.0}, "hidden must be an integer, got 16.0 (float)"),
+    ({"depth": True}, "depth must be an integer, got True (bool)"),
+    ({"n_sites": 0}, "n_sites must be >= 1, got 0"),
+    ({"n_sites": float("nan")}, "n_sites must be an integer, got nan (float)"),
+    ({"n_sites": float("inf")}, "n_sites must be an integer, got inf (float)"),
+    ({"n_states": 1}, "n_states must be >= 2, got 1"),
+    ({"n_states": "2"}, "n_states must be an integer, got '2' (str)"),
+    ({"image_shape": (2, 3)}, "image_shape must be two sides whose product is the 4 sites"),
+    ({"image_shape": (4,)}, "image_shape must be two sides whose product is the 4 sites"),
+    ({"image_shape": 4}, "image_shape must be two sides whose product is the 4 sites"),
+    ({"image_shape": (2, 2.0)}, "image_shape must be an integer, got 2.0 (float)"),
 ])
-def test_bad_descriptions_are_input_errors(spec, message):
-    with pytest.raises(InputError, match=message):
-        spec.check()
+def test_bad_descriptions_are_one_line_input_errors_naming_the_setting(change, message):
+    with pytest.raises(InputError) as caught:
+        EnergySpec(**{"energy": "mlp", "n_sites": 4, "n_states": 2, **change})
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_numpy_scalars_become_plain_ints_that_serialise_to_json():
+    spec = EnergySpec(energy="resnet", n_sites=np.int64(6), n_states=np.uint8(3),
+                      hidden=np.int32(8), depth=np.int16(1),
+                      image_shape=tuple(np.array([2, 3])))
+    assert (spec.n_sites, spec.n_states, spec.hidden, spec.depth, spec.image_shape) \
+        == (6, 3, 8, 1, (2, 3))
+    assert {type(value) for value in (spec.n_sites, spec.n_states, spec.hidden, spec.depth,
+                                      *spec.image_shape)} == {int}
+    assert EnergySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
 
 
 def test_description_round_trips_through_json():
     spec = EnergySpec(energy="resnet", n_sites=64, n_states=2, image_shape=(8, 8))
-    import json
     assert EnergySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
     with pytest.raises(InputError, match="bad energy description"):
         EnergySpec.from_json({"energy": "mlp", "colour": "red"})

@@ -4,6 +4,8 @@ the data (checked by exact enumeration); engine models train; bad settings are r
 from __future__ import annotations
 
 import itertools
+import json
+import math
 
 import numpy as np
 import pytest
@@ -143,15 +145,62 @@ def test_trained_potts_model_keeps_its_constraints_and_exact_local_fields():
 
 @pytest.mark.parametrize("change, message", [
     ({"sampler": "hmc"}, "unknown sampler"),
-    ({"steps": 0}, "steps must be at least 1"),
-    ({"batch_size": 60}, "cannot exceed --buffer-size"),
-    ({"reinit_rate": 1.5}, "reinit_rate"),
-    ({"learning_rate": 0.0}, "learning_rate"),
+    ({"steps": 0}, "steps must be >= 1, got 0"),
+    ({"steps": 2.5}, "steps must be an integer, got 2.5 (float)"),
+    ({"steps": 5.0}, "steps must be an integer, got 5.0 (float)"),
+    ({"batch_size": True}, "batch_size must be an integer, got True (bool)"),
+    ({"buffer_size": "50"}, "buffer_size must be an integer, got '50' (str)"),
+    ({"batch_size": 60}, "--batch-size (60) cannot exceed --buffer-size (50)"),
+    ({"reinit_rate": 1.5}, "reinit_rate must be <= 1, got 1.5"),
+    ({"reinit_rate": math.nan}, "reinit_rate must be finite, got nan"),
+    ({"learning_rate": 0.0}, "learning_rate must be > 0, got 0.0"),
+    ({"learning_rate": math.nan}, "learning_rate must be finite, got nan"),
+    ({"learning_rate": math.inf}, "learning_rate must be finite, got inf"),
+    ({"learning_rate": np.float32("-inf")}, "learning_rate must be finite, got -inf"),
+    ({"ema_decay": 1.0}, "ema_decay must be < 1, got 1.0"),
+    ({"ema_decay": -0.1}, "ema_decay must be >= 0, got -0.1"),
+    ({"ema_decay": False}, "ema_decay must be a number, got False (bool)"),
+    ({"seed": -1}, "seed must be in 0..9223372036854775807, got -1"),
+    ({"seed": 1.0}, "seed must be an integer"),
 ])
-def test_bad_settings_are_input_errors(change, message):
-    config = TrainConfig(**{"steps": 5, "batch_size": 20, "buffer_size": 50, **change})
-    with pytest.raises(InputError, match=message):
-        config.check()
+def test_bad_settings_are_one_line_input_errors_naming_the_setting(change, message):
+    with pytest.raises(InputError) as caught:
+        TrainConfig(**{"steps": 5, "batch_size": 20, "buffer_size": 50, **change})
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_numpy_scalars_become_plain_numbers_that_serialise_to_json():
+    config = TrainConfig(steps=np.int64(5), batch_size=np.int32(20), buffer_size=np.uint16(50),
+                         reinit_rate=np.float32(0.5), learning_rate=np.float64(1e-2),
+                         ema_decay=np.float16(0.5), seed=np.int64(7))
+    record = config.to_json()
+    assert record == {"sampler": "gwg", "steps": 5, "batch_size": 20, "buffer_size": 50,
+                      "reinit_rate": 0.5, "learning_rate": 1e-2, "ema_decay": 0.5, "seed": 7}
+    assert [type(record[name]) for name in ("steps", "batch_size", "buffer_size", "seed")] \
+        == [int] * 4
+    assert [type(record[name]) for name in ("reinit_rate", "learning_rate", "ema_decay")] \
+        == [float] * 3
+    assert TrainConfig(**json.loads(json.dumps(record))) == config
+
+
+@pytest.mark.parametrize("part, change, message", [
+    ("config", {"learning_rate": math.nan}, "learning_rate must be finite, got nan"),
+    ("config", {"steps": 2.5}, "steps must be an integer, got 2.5 (float)"),
+    ("spec", {"hidden": 0}, "hidden must be >= 1, got 0"),
+])
+def test_a_model_file_with_bad_settings_is_refused_naming_file_and_setting(tmp_path, part,
+                                                                           change, message):
+    trainer, spec = make_trainer("mlp", "gwg")
+    path = tmp_path / "model.npz"
+    save_model_file(path, trainer, spec)
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta[part].update(change)
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    with pytest.raises(InputError) as caught:
+        load_model_file(path)
+    assert str(caught.value) == f"{path}: not a potts-gwg EBM model file ({message})"
 
 
 def test_data_that_break_the_model_contract_are_refused():
