@@ -81,12 +81,12 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
     tsv), evaluation.json and, with --contact-maps, contact_map.png (with a structure),
     settings.json, log.txt, and done.json written last (error.json if it failed). A rerun
     skips finished families and redoes unfinished or failed ones. OUTDIR/summary.tsv,
-    summary.json and summary.png: one row per family (status, L, N, Neff, device, wall time,
-    peak memory, precisions).
+    summary.json and summary.png: one row per family (status, L, N, Neff, method, seed,
+    device, wall time, peak memory, precisions); OUTDIR/batch.json records the run.
 
     Exit status 0 when every family finished, 1 when some failed (the others are done), 2
     for a bad manifest or option (nothing run), 3 when another batch run holds OUTDIR (its
-    pid and start time are in the message).
+    pid and start time are in the message), 4 when a device in --devices is not available.
     """
     # Here, not at the top: they load torch (~2 s), which --help and usage errors do not need.
     from potts_gwg.batch import BatchFailures, BatchOptions, RunSettings, parse_shard, run_batch

@@ -78,9 +78,9 @@ def _progress_option(function):
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also write the model file every this many updates (0: only at the end).")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in the existing model file -o (its settings and random "
-                   "state; the options above except --iterations and --checkpoint-every are "
-                   "ignored).")
+              help="Continue the run in the existing model file -o with its settings, seed "
+                   "and random state: the options above except --iterations and "
+                   "--checkpoint-every, and --seed, are ignored.")
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed (weights, data batches, chains); recorded in the model file. "
                    "[default: drawn at random]")

@@ -16,7 +16,7 @@ from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
 from potts_gwg.settings import DEFAULT_THETA
 
-from .options import checked_seed, chosen_seed, msa_options, threads_option
+from .options import DeviceName, checked_seed, chosen_seed, msa_options, threads_option
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 @click.option("--seed", type=int, callback=checked_seed, default=None,
               help="Random seed; the same seed on the same device gives the same "
                    "sequences.  [default: drawn at random, and recorded]")
-@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+@click.option("--device", default="auto", show_default=True, type=DeviceName(),
+              metavar="auto|cpu|cuda[:N]",
               help="Where the chains run; auto takes a CUDA GPU when there is one.")
 @threads_option
 @click.option("--compare-msa", type=click.Path(readable=False), metavar="MSA",
