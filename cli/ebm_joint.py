@@ -5,41 +5,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
-import torch
 
 from potts_gwg import __version__
 from potts_gwg.atomic import atomic_path, check_outputs
 from potts_gwg.device import resolve_device
-from potts_gwg.ebm.joint import (
-    JointSampler,
-    Langevin,
-    MLPJointEnergy,
-    anneal_data_given_labels,
-    attribute_accuracy,
-    labels_like,
-    predict_by_sampling,
-    predict_exact,
-    run_joint_chains,
-    uniform_data,
-)
-from potts_gwg.ebm.joint_toy import circle_toy, sample_panels, scatter_panels_png
-from potts_gwg.ebm.joint_train import (
-    JointTrainingConfig,
-    config_record,
-    load_joint_data,
-    load_joint_model,
-    save_joint_data,
-    save_joint_model,
-    train_joint,
-)
 from potts_gwg.errors import InputError
+from potts_gwg.joint_settings import JointTrainingConfig
 
 from .main import LazyGroup
 from .options import checked_seed, chosen_seed, device_option, threads_option
 
+if TYPE_CHECKING:
+    import torch
+
+    from potts_gwg.ebm.joint import Langevin
+
+# Torch and the joint-EBM modules are imported inside the commands, so that `--help` and usage
+# errors do not load them (~2 s); the option defaults come from the torch-free settings.
 DEFAULTS = JointTrainingConfig()
 
 
@@ -89,6 +74,11 @@ def command():
               help="Random seed (recorded in the file).  [default: drawn at random]")
 def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
     """Write the toy data: 8 Gaussian modes on a circle, labels = the 3 bits of the mode."""
+    import torch
+
+    from potts_gwg.ebm.joint_toy import circle_toy
+    from potts_gwg.ebm.joint_train import save_joint_data
+
     seed = chosen_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = circle_toy(n_points, generator)
@@ -155,6 +145,17 @@ def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: in
           seed: int | None, plot: Path | None, plot_steps: int, device: str) -> None:
     """Fit a joint EBM to DATA by persistent contrastive divergence (missing labels: the
     paper's equation 8)."""
+    import torch
+
+    from potts_gwg.ebm.joint import Langevin, MLPJointEnergy
+    from potts_gwg.ebm.joint_toy import sample_panels, scatter_panels_png
+    from potts_gwg.ebm.joint_train import (
+        config_record,
+        load_joint_data,
+        save_joint_model,
+        train_joint,
+    )
+
     check_outputs((output, plot), inputs=(data,))
     try:
         widths = [int(width) for width in hidden.split(",")]
@@ -204,6 +205,8 @@ def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: in
 def _langevin(meta: dict, step_size: float | None, temperature: float | None,
               mala: bool | None) -> Langevin:
     """The Langevin kernel of the training run unless overridden."""
+    from potts_gwg.ebm.joint import Langevin
+
     trained = meta.get("training", {})
     return Langevin(step_size or trained.get("step_size", DEFAULTS.step_size),
                     temperature or trained.get("temperature", DEFAULTS.temperature),
@@ -211,6 +214,8 @@ def _langevin(meta: dict, step_size: float | None, temperature: float | None,
 
 
 def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     try:
         low = torch.tensor(meta["data_low"], dtype=joint.dtype, device=joint.device)
         high = torch.tensor(meta["data_high"], dtype=joint.dtype, device=joint.device)
@@ -251,6 +256,19 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
            steps: int, step_size: float | None, temperature: float | None, mala: bool | None,
            seed: int | None, plot: Path | None, device: str) -> None:
     """Draw joint or conditional samples from a trained joint model."""
+    import numpy as np
+    import torch
+
+    from potts_gwg.ebm.joint import (
+        JointSampler,
+        anneal_data_given_labels,
+        labels_like,
+        run_joint_chains,
+        uniform_data,
+    )
+    from potts_gwg.ebm.joint_toy import scatter_panels_png
+    from potts_gwg.ebm.joint_train import load_joint_model
+
     check_outputs((output, plot), inputs=(model_path,))
     where = resolve_device(device)
     joint, meta = load_joint_model(model_path, where)
@@ -313,6 +331,12 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
 def predict(model_path: Path, data: Path, method: str, samples: int, steps: int,
             output: Path | None, seed: int | None, device: str) -> None:
     """Predict the labels of the rows of DATA; prints the accuracy on its labelled rows."""
+    import numpy as np
+    import torch
+
+    from potts_gwg.ebm.joint import attribute_accuracy, predict_by_sampling, predict_exact
+    from potts_gwg.ebm.joint_train import load_joint_data, load_joint_model
+
     check_outputs((output,), inputs=(model_path, data))
     where = resolve_device(device)
     joint, _ = load_joint_model(model_path, where)

@@ -267,14 +267,16 @@ def test_help_usage_errors_and_contacts_run_without_importing_torch(example_mode
     output, picture = tmp_path / "c.tsv", tmp_path / "map.png"
     for arguments in (["--help"], ["--version"], ["fit", "--help"], ["sample", "--help"],
                       ["batch", "--help"], ["msa-info", "--help"], ["ebm", "--help"],
-                      ["ebm", "train", "--help"],
+                      ["ebm", "train", "--help"], ["ebm", "joint", "--help"],
+                      ["ebm", "joint", "train", "--help"], ["ebm", "joint", "sample", "--help"],
                       ["contacts", example_model, "--pdb", EXAMPLE_PDB, "-o", output,
                        "--plot", picture, "--json"]):
         result, imported = run_probing_torch(*arguments)
         assert result.returncode == 0 and not imported, (arguments, result.stderr)
     assert output.exists() and picture.exists()
     for arguments in (["fit", EXAMPLE_MSA, "--theta", "2"], ["fit", EXAMPLE_MSA, "--seed", "-1"],
-                      ["sample", example_model, "-o", tmp_path / "s.fasta"]):
+                      ["sample", example_model, "-o", tmp_path / "s.fasta"],
+                      ["ebm", "joint", "sample"]):
         result, imported = run_probing_torch(*arguments)
         assert result.returncode == 2 and not imported, (arguments, result.stderr)
     # the probe does see torch where a command needs it
