@@ -105,8 +105,8 @@ def command(source, outdir, method, seed, msa_format, theta, lambda_h, lambda_j,
                            ray_address=ray_address, shard=parse_shard(shard), resume=resume,
                            msa_format=msa_format, progress=not quiet)
     result = run_batch(source, outdir, settings, options, announce=report)
-    selected = [record for record in result.records
-                if record["id"] in set(result.ran) | set(result.skipped)]
+    wanted = set(result.ran) | set(result.skipped)  # (once: a set per record was quadratic)
+    selected = [record for record in result.records if record["id"] in wanted]
     done = [record for record in selected if record["status"] == "done"]
     failed = [record for record in selected if record["status"] != "done"]
     precisions = [value for value in (_top_l(record) for record in done) if value is not None]

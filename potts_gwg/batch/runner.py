@@ -116,7 +116,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
         announce(f"batch: {plural(len(selected), 'family', 'families')}{shard}; "
                  f"{len(skipped)} finished earlier "
                  f"with the same settings (skipped), {len(to_run)} to run {where} -> {outdir}")
-        progress = _Progress(len(to_run), options.progress, announce)
+        progress = None
         last_summary = [time.monotonic()]
 
         def on_result(record: dict) -> None:
@@ -129,14 +129,19 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
         try:
             if to_run:
                 write_summary(outdir, list(records.values()), plot=False)
+                estimates, budget = {}, None
+                if options.executor == "local":
+                    to_run, estimates, budget = _schedule(to_run, slots, announce)
+                # After the scheduling notes (not drawn over them); its clock starts here.
+                progress = _Progress(len(to_run), options.progress, announce)
                 if options.executor == "ray":
                     run_ray(to_run, options.devices, options.threads, options.workers,
                             options.ray_address, on_result, announce)
                 else:
-                    to_run, estimates, budget = _schedule(to_run, slots, announce)
                     run_local(to_run, slots, on_result, estimates, budget)
         finally:
-            progress.close()
+            if progress is not None:
+                progress.close()
             for family in families:  # other shards may have finished since this one started
                 if family.id not in selected_ids:
                     records[family.id] = _other_shard_record(outdir / family.id, family,
@@ -335,6 +340,7 @@ def _schedule(tasks: list[FamilyTask], slots, announce):
     from ..fit.memory import available_bytes, plm_bytes
     from ..io.msa import read_alignment
 
+    announce(f"reading the {len(tasks)} alignments to run the largest first")
     estimates, costs = {}, {}
     for task in tasks:
         family = task.family
@@ -356,8 +362,7 @@ def _schedule(tasks: list[FamilyTask], slots, announce):
         from ..fit.memory import format_bytes
 
         budget = int(available_bytes(torch.device("cpu")) * MEMORY_HEADROOM)
-        announce(f"largest families first (N*L^2); CPU workers share "
-                 f"{format_bytes(budget)} by the fits' memory estimates")
+        announce(f"CPU workers share {format_bytes(budget)} by the fits' memory estimates")
     return ordered, estimates, budget
 
 

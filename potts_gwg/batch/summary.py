@@ -49,17 +49,30 @@ def summary_frame(records: list[dict]) -> pd.DataFrame:
 
 def write_summary(outdir: str | os.PathLike, records: list[dict], plot: bool = True
                   ) -> pd.DataFrame:
-    """Write ``summary.tsv`` and ``summary.json`` (and ``summary.png``) atomically."""
+    """Write ``summary.tsv`` and ``summary.json`` (and ``summary.png``) atomically. The
+    picture is redrawn only if it is older than the table or the table changes (a rerun with
+    nothing to do spent seconds drawing the same picture again)."""
     outdir = Path(outdir)
     frame = summary_frame(records)
+    table = frame.to_csv(sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+    picture_current = _drawn_from(outdir / SUMMARY_PNG, outdir / SUMMARY_TSV, table)
     with atomic_open(outdir / SUMMARY_TSV) as stream:
-        frame.to_csv(stream, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+        stream.write(table)
     with atomic_open(outdir / SUMMARY_JSON) as stream:
         stream.write(frame.to_json(orient="records", indent=2))
         stream.write("\n")
-    if plot:
+    if plot and not picture_current:
         summary_png(outdir / SUMMARY_PNG, frame)
     return frame
+
+
+def _drawn_from(picture: Path, table_path: Path, table: str) -> bool:
+    """Whether ``picture`` was drawn after ``table_path`` was written and that holds ``table``."""
+    try:
+        return (picture.stat().st_mtime_ns >= table_path.stat().st_mtime_ns
+                and table_path.read_text() == table)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def summary_png(path: str | os.PathLike, frame: pd.DataFrame) -> Path:

@@ -204,3 +204,31 @@ def test_run_family_in_process_leaves_the_thread_count_as_it_was(tmp_path):
                       threads=1 if before != 1 else 2)
     assert run_family(task)["status"] == "done"
     assert torch.get_num_threads() == before
+
+
+def test_scheduling_notes_come_before_the_progress_and_a_rerun_redraws_nothing(tmp_path,
+                                                                              monkeypatch):
+    """With two workers the parent reads the alignments to run the largest first: it says so
+    before the per-family lines (which once drew over it). A rerun with nothing to do leaves
+    summary.png alone (redrawing it cost seconds)."""
+    from potts_gwg.batch import summary
+
+    manifest = write_manifest(tmp_path / "input", ids=("a", "b"))
+    outdir = tmp_path / "out"
+    options = BatchOptions(devices="cpu", workers=2, threads=1, progress=True)
+    messages = []
+    run_batch(manifest, outdir, settings(), options, announce=messages.append)
+    reading = messages.index("reading the 2 alignments to run the largest first")
+    first_family = next(index for index, line in enumerate(messages) if line.startswith("[1/2]"))
+    assert reading < first_family, messages
+    drawn = []
+
+    def draw(path, frame):
+        drawn.append(path)
+        Path(path).write_bytes(b"picture")
+
+    monkeypatch.setattr(summary, "summary_png", draw)
+    run_batch(manifest, outdir, settings(), options)  # both finished: the table flags them
+    assert len(drawn) == 1                            # resumed, so it is drawn once more
+    run_batch(manifest, outdir, settings(), options)
+    assert len(drawn) == 1 and (outdir / "summary.png").is_file()
