@@ -3,8 +3,9 @@
 Every command raises the library's :class:`~potts_gwg.errors.PottsError` subclasses for
 problems the user can fix; here they become ``error: <one line>`` on stderr and the error's
 exit status, never a traceback. Out of memory anywhere (CUDA, the CPU allocator) becomes a
-:class:`~potts_gwg.errors.ResourceError` (exit 3). Ctrl-C and SIGTERM unwind the command like
-an exception, so atomic writes remove their temporary files and no partial output is left.
+:class:`~potts_gwg.errors.ResourceError` (exit 3). Ctrl-C, SIGTERM and SIGHUP (the terminal
+closed) unwind the command like an exception, so atomic writes remove their temporary files and
+no partial output is left.
 Set ``POTTS_GWG_DEBUG=1`` to see tracebacks of unexpected failures.
 """
 
@@ -27,11 +28,13 @@ from potts_gwg.device import (
     out_of_memory_error,
 )
 from potts_gwg.errors import InputError, PottsError, ResourceError
+from potts_gwg.interrupts import HANGUP, detach_from_terminal
 
 from .entry import EXIT_INTERRUPTED
 
 EXIT_INTERNAL = 70
-EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_TERMINATED = 128 + signal.SIGTERM  # SIGHUP: 128 + 1
+TERMINATING_SIGNALS = (signal.SIGTERM, HANGUP) if HANGUP is not None else (signal.SIGTERM,)
 
 # The commands: name -> (module of this package, the summary `potts-gwg --help` lists, which is
 # the first sentence of the command's own help). A command's module is imported only when it
@@ -50,25 +53,38 @@ COMMANDS = {
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread: whatever cleans up after Ctrl-C runs for it too."""
+    """SIGTERM or SIGHUP, raised in the main thread: whatever cleans up after Ctrl-C runs for
+    it too."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated
+    if signum == HANGUP:
+        detach_from_terminal()
+    raise Terminated(signum)
 
 
 @contextlib.contextmanager
 def _sigterm_unwinds():
-    """While a command runs, SIGTERM raises :class:`Terminated` instead of killing the process
-    outright (which would skip ``finally`` blocks and leave temporary files)."""
+    """While a command runs, SIGTERM and SIGHUP raise :class:`Terminated` instead of killing
+    the process outright (which would skip ``finally`` blocks and leave temporary files). An
+    ignored SIGHUP (``nohup``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {}
+    for number in TERMINATING_SIGNALS:
+        handler = signal.getsignal(number)
+        if handler is not signal.SIG_IGN and handler is not None:
+            previous[number] = signal.signal(number, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class LazyGroup(click.Group):
@@ -127,9 +143,9 @@ class PottsGroup(LazyGroup):
             # The reader of our output went away (e.g. `| head`): stop quietly.
             _silence_standard_output()
             sys.exit(0)
-        except Terminated:
-            click.echo("error: terminated (SIGTERM)", err=True)
-            sys.exit(EXIT_TERMINATED)
+        except Terminated as error:
+            click.echo(f"error: terminated ({signal.Signals(error.signum).name})", err=True)
+            sys.exit(128 + error.signum)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

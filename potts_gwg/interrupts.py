@@ -1,20 +1,53 @@
-"""Ctrl-C and SIGTERM held back until a long loop reaches a point where its state is whole.
+"""Ctrl-C, SIGTERM and SIGHUP held back until a long loop reaches a point where its state is
+whole.
 
 A PCD update changes the parameters and the chains in place; an interrupt in the middle would
-leave a state no checkpoint should hold. Inside :func:`held_interrupts` the first SIGINT or
-SIGTERM only sets a flag that the loop polls between updates (it then saves its checkpoint and
-stops); a second one acts at once. When the block ends, a held signal is raised again and
-handled as it would have been (Ctrl-C: ``KeyboardInterrupt``).
+leave a state no checkpoint should hold. Inside :func:`held_interrupts` the first SIGINT,
+SIGTERM or SIGHUP (the terminal closed, e.g. a dropped ssh session) only sets a flag that the
+loop polls between updates (it then saves its checkpoint and stops); a second one acts at once.
+When the block ends, a held signal is raised again and handled as it would have been (Ctrl-C:
+``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HANGUP = getattr(signal, "SIGHUP", None)  # not on Windows
+HELD_SIGNALS = tuple(number for number in (signal.SIGINT, signal.SIGTERM, HANGUP)
+                     if number is not None)
+
+
+def detach_from_terminal() -> None:
+    """After SIGHUP the terminal is gone and writing to it fails (EIO): standard output and
+    error, where they are such a terminal, go to /dev/null, so that the checkpoint or clean-up
+    that follows is not cut short by its own progress lines."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for descriptor in (1, 2):
+            if _hung_up(descriptor):
+                os.dup2(null, descriptor)
+    finally:
+        os.close(null)
+
+
+def _hung_up(descriptor: int) -> bool:
+    """A terminal that hung up answers EIO (``isatty`` is then False); files, pipes and live
+    terminals do not."""
+    import termios  # Unix only, as SIGHUP
+
+    try:
+        termios.tcgetattr(descriptor)
+    except termios.error as error:
+        return error.args[0] == errno.EIO
+    except OSError:
+        return False
+    return False
 
 
 @contextlib.contextmanager
@@ -42,6 +75,8 @@ def held_interrupts(notice: Callable[[str], None] = lambda message: None
             signal.raise_signal(number)
             return
         received.append(number)
+        if number == HANGUP:
+            detach_from_terminal()
         notice(f"{signal.Signals(number).name}: stopping after this update to save a "
                "checkpoint (again to stop at once)")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -54,16 +57,38 @@ def test_a_second_ctrl_c_acts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_sigterm_goes_to_the_previous_handler_after_the_block():
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_go_to_the_previous_handler_after_the_block(number):
+    previous = signal.signal(number, _raise_stopped)
     try:
         with pytest.raises(Stopped):
             with held_interrupts() as requested:
-                signal.raise_signal(signal.SIGTERM)
+                signal.raise_signal(number)
                 assert requested()
-        assert signal.getsignal(signal.SIGTERM) is _raise_stopped
+        assert signal.getsignal(number) is _raise_stopped
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(number, previous)
+
+
+def test_output_to_a_hung_up_terminal_goes_to_dev_null_after_sighup():
+    """Writing to a terminal that hung up fails (EIO): a fit stopping for SIGHUP would die on
+    its own progress line before saving its checkpoint. Pipes and files are left alone."""
+    code = ("import os, pty\n"
+            "from potts_gwg.interrupts import detach_from_terminal\n"
+            "master, terminal = pty.openpty()\n"
+            "os.dup2(terminal, 2)\n"
+            "os.close(master)  # the terminal hangs up\n"
+            "try:\n"
+            "    os.write(2, b'progress')\n"
+            "except OSError as error:\n"
+            "    print('refused', error.errno)\n"
+            "detach_from_terminal()\n"
+            "os.write(2, b'progress')\n"
+            "print('written')\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=60)
+    assert completed.returncode == 0
+    assert completed.stdout == f"refused {errno.EIO}\nwritten\n"  # stdout, a pipe, still works
 
 
 def test_an_ignored_signal_stays_ignored_and_nothing_is_requested():

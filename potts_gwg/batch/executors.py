@@ -159,8 +159,11 @@ def _worker_init(threads: int | None, parent: int, busy=None, cores: int = 1,
             pass
         if os.getppid() != parent:
             os._exit(1)
-    # Ctrl-C reaches the whole process group: the batch process decides what to do.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and a closed terminal's SIGHUP reach the whole process group: the batch process
+    # decides what to do.
+    for number in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if number is not None:
+            signal.signal(number, signal.SIG_IGN)
     keep_freed_memory()  # as the potts-gwg command does
     # tqdm's default lock is a multiprocessing semaphore, registered with the batch's resource
     # tracker; a worker killed on Ctrl-C leaves it behind, and the tracker warns at exit.

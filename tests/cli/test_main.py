@@ -113,7 +113,9 @@ def test_a_signal_while_the_model_is_written_leaves_the_old_file(tmp_path, monke
     assert signal.getsignal(signal.SIGTERM) is handler  # restored after the command
 
 
-def test_sigterm_during_a_fit_leaves_no_output(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_during_a_fit_leaves_no_output(tmp_path, signum):
+    """SIGHUP: the terminal closed (a dropped ssh session); it unwinds like SIGTERM."""
     outdir = tmp_path / "out"
     outdir.mkdir()
     command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "-o",
@@ -126,12 +128,31 @@ def test_sigterm_during_a_fit_leaves_no_output(tmp_path):
         seen.append(line)
         if "iteration" in line:
             break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     stdout, rest = process.communicate(timeout=60)
     assert any("iteration" in line for line in seen), "".join(seen) + rest
-    assert process.returncode == EXIT_TERMINATED, rest
-    assert rest.splitlines()[-1] == "error: terminated (SIGTERM)" and "Traceback" not in rest
+    assert process.returncode == 128 + signum, rest
+    name = signal.Signals(signum).name
+    assert rest.splitlines()[-1] == f"error: terminated ({name})" and "Traceback" not in rest
     assert stdout == "" and list(outdir.iterdir()) == []
+
+
+def test_a_fit_under_nohup_ignores_sighup(tmp_path):
+    """nohup (SIGHUP ignored when the command starts) keeps working: the hang-up handler is
+    not installed over it."""
+    output = tmp_path / "model.npz"
+    command = [sys.executable, "-m", "potts_gwg", "fit", str(EXAMPLE_MSA), "-o", str(output),
+               "--device", "cpu", "--threads", "1", "--max-iterations", "60", "--tolerance", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    for line in process.stderr:
+        if "iteration" in line:
+            break
+    process.send_signal(signal.SIGHUP)
+    stdout, rest = process.communicate(timeout=120)
+    assert process.returncode == 0, rest
+    assert "fit plm:" in stdout and output.is_file()
 
 
 def test_ctrl_c_while_the_command_line_loads_is_one_line():
