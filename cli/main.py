@@ -63,6 +63,9 @@ class Terminated(KeyboardInterrupt):
 
 def _raise_terminated(signum, frame):
     if signum == HANGUP:
+        # A hang-up comes twice (the shell, then the kernel): the second must not cut the
+        # clean-up short (a batch's closing summary) or kill the process after it.
+        signal.signal(HANGUP, signal.SIG_IGN)
         detach_from_terminal()
     raise Terminated(signum)
 
@@ -71,7 +74,7 @@ def _raise_terminated(signum, frame):
 def _sigterm_unwinds():
     """While a command runs, SIGTERM and SIGHUP raise :class:`Terminated` instead of killing
     the process outright (which would skip ``finally`` blocks and leave temporary files). An
-    ignored SIGHUP (``nohup``) stays ignored."""
+    ignored signal (SIGHUP under ``nohup``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -84,7 +87,8 @@ def _sigterm_unwinds():
         yield
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)
+            if number != HANGUP or signal.getsignal(number) is _raise_terminated:
+                signal.signal(number, handler)  # (hung up: SIGHUP stays ignored to the exit)
 
 
 class LazyGroup(click.Group):

@@ -55,13 +55,13 @@ def held_interrupts(notice: Callable[[str], None] = lambda message: None
                     ) -> Iterator[Callable[[], bool]]:
     """Yield ``requested()``: True once an interrupt is held. ``notice`` tells the user what
     happens. Signal handlers belong to the main thread: elsewhere nothing is held."""
-    previous = {number: signal.getsignal(number) for number in HELD_SIGNALS}
-    # An ignored signal stays ignored (batch workers ignore Ctrl-C: the batch handles it).
-    previous = {number: handler for number, handler in previous.items()
-                if handler is not signal.SIG_IGN}
-    if threading.current_thread() is not threading.main_thread() or None in previous.values():
-        yield lambda: False               # (None: a handler set outside Python, not restorable)
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
         return
+    # An ignored signal stays ignored (batch workers ignore Ctrl-C: the batch handles it), and
+    # a handler set outside Python (None: not restorable) is left alone.
+    previous = {number: handler for number in HELD_SIGNALS
+                if (handler := signal.getsignal(number)) not in (signal.SIG_IGN, None)}
     received: list[int] = []
 
     def restore() -> None:
@@ -69,6 +69,8 @@ def held_interrupts(notice: Callable[[str], None] = lambda message: None
             signal.signal(number, handler)
 
     def hold(number: int, frame) -> None:
+        if received and number == HANGUP:  # a hang-up comes twice (the shell, the kernel):
+            return                          # not a request to stop at once
         if received:                       # asked twice: act now, as without holding
             received.clear()
             restore()

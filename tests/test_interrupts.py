@@ -70,6 +70,22 @@ def test_sigterm_and_sighup_go_to_the_previous_handler_after_the_block(number):
         signal.signal(number, previous)
 
 
+def test_a_second_sighup_is_the_same_hang_up_not_a_request_to_stop_at_once():
+    """A closed terminal sends SIGHUP twice (the shell, then the kernel): the fit must still
+    reach its safe point and save its checkpoint; the held signal is passed on once."""
+    caught = []
+    previous = signal.signal(signal.SIGHUP, lambda number, frame: caught.append(number))
+    try:
+        with held_interrupts() as requested:
+            signal.raise_signal(signal.SIGHUP)
+            signal.raise_signal(signal.SIGHUP)
+            assert requested() and caught == []
+            reached_safe_point = True
+        assert reached_safe_point and caught == [signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_output_to_a_hung_up_terminal_goes_to_dev_null_after_sighup():
     """Writing to a terminal that hung up fails (EIO): a fit stopping for SIGHUP would die on
     its own progress line before saving its checkpoint. Pipes and files are left alone."""
