@@ -104,7 +104,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
             digest = settings_hash(family, settings, digests)
             previous = finished_record(folder, digest) if options.resume else None
             if previous is not None:
-                records[family.id] = {**previous, "resumed": True}
+                # (done.json files of before the seed column: the hash pins the seed)
+                records[family.id] = {"seed": settings.seed, **previous, "resumed": True}
                 continue
             records[family.id] = base_record(family.id, digest, settings, "pending")
             to_run.append(FamilyTask(family=family, settings=settings, outdir=str(outdir),

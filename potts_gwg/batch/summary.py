@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..plot import new_figure
 SUMMARY_TSV = "summary.tsv"
 SUMMARY_JSON = "summary.json"
 SUMMARY_PNG = "summary.png"
+TABLE_DIGEST_KEY = "potts-gwg summary table sha256"  # in summary.png: the table it shows
 MAX_BARS = 60  # more families: a histogram instead of one group of bars each
 SEPARATIONS = (6, 12, 24)
 TOPS = ("L", "L/2", "L/5")
@@ -50,33 +52,35 @@ def summary_frame(records: list[dict]) -> pd.DataFrame:
 def write_summary(outdir: str | os.PathLike, records: list[dict], plot: bool = True
                   ) -> pd.DataFrame:
     """Write ``summary.tsv`` and ``summary.json`` (and ``summary.png``) atomically. The
-    picture is redrawn only if it is older than the table or the table changes (a rerun with
-    nothing to do spent seconds drawing the same picture again)."""
+    picture is redrawn only when it does not show this table (a rerun with nothing to do spent
+    seconds drawing the same picture again): it records the table's digest."""
     outdir = Path(outdir)
     frame = summary_frame(records)
     table = frame.to_csv(sep="\t", index=False, float_format="%.6g", lineterminator="\n")
-    picture_current = _drawn_from(outdir / SUMMARY_PNG, outdir / SUMMARY_TSV, table)
+    digest = hashlib.sha256(table.encode()).hexdigest()
     with atomic_open(outdir / SUMMARY_TSV) as stream:
         stream.write(table)
     with atomic_open(outdir / SUMMARY_JSON) as stream:
         stream.write(frame.to_json(orient="records", indent=2))
         stream.write("\n")
-    if plot and not picture_current:
-        summary_png(outdir / SUMMARY_PNG, frame)
+    if plot and not _shows_table(outdir / SUMMARY_PNG, digest):
+        summary_png(outdir / SUMMARY_PNG, frame, digest)
     return frame
 
 
-def _drawn_from(picture: Path, table_path: Path, table: str) -> bool:
-    """Whether ``picture`` was drawn after ``table_path`` was written and that holds ``table``."""
+def _shows_table(picture: Path, digest: str) -> bool:
+    """Whether the PNG ``picture`` was drawn from the table with this digest (its text chunk
+    ``key\\0value`` is stored uncompressed)."""
     try:
-        return (picture.stat().st_mtime_ns >= table_path.stat().st_mtime_ns
-                and table_path.read_text() == table)
-    except (OSError, UnicodeDecodeError):
+        return f"{TABLE_DIGEST_KEY}\0{digest}".encode() in picture.read_bytes()
+    except OSError:
         return False
 
 
-def summary_png(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Top-L, L/2, L/5 precision (|i-j| >= 6) per family, and top-L precision against L."""
+def summary_png(path: str | os.PathLike, frame: pd.DataFrame, table_digest: str | None = None
+                ) -> Path:
+    """Top-L, L/2, L/5 precision (|i-j| >= 6) per family, and top-L precision against L;
+    ``table_digest`` (of the table drawn) goes into the PNG's metadata."""
     scored = frame[frame["status"].eq("done") & frame["top_L_sep6"].notna()]
     scored = scored.sort_values("L", kind="stable")
     bars = len(scored) <= MAX_BARS
@@ -132,5 +136,6 @@ def summary_png(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     figure.suptitle(f"{len(scored)} families evaluated, {failed} failed"
                     f"{f', {pending} not run' if pending else ''}")
     with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, format="png", dpi=110)
+        figure.savefig(temporary, format="png", dpi=110,
+                       metadata={TABLE_DIGEST_KEY: table_digest} if table_digest else None)
     return Path(path)

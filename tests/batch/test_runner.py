@@ -222,13 +222,28 @@ def test_scheduling_notes_come_before_the_progress_and_a_rerun_redraws_nothing(t
     first_family = next(index for index, line in enumerate(messages) if line.startswith("[1/2]"))
     assert reading < first_family, messages
     drawn = []
-
-    def draw(path, frame):
-        drawn.append(path)
-        Path(path).write_bytes(b"picture")
-
-    monkeypatch.setattr(summary, "summary_png", draw)
+    draw = summary.summary_png
+    monkeypatch.setattr(summary, "summary_png",
+                        lambda *arguments: drawn.append(arguments) or draw(*arguments))
     run_batch(manifest, outdir, settings(), options)  # both finished: the table flags them
     assert len(drawn) == 1                            # resumed, so it is drawn once more
     run_batch(manifest, outdir, settings(), options)
     assert len(drawn) == 1 and (outdir / "summary.png").is_file()
+
+
+def test_a_family_finished_before_the_seed_column_gets_the_run_s_seed(tmp_path):
+    """done.json files written before results recorded their seed: the settings hash they
+    match pins the seed, so the summary shows it rather than a blank."""
+    import json
+
+    manifest = write_manifest(tmp_path / "input")
+    outdir = tmp_path / "out"
+    seeded = RunSettings(seed=5, plm=PlmSettings(max_iterations=2))
+    options = BatchOptions(devices="cpu", workers=1, threads=1, progress=False)
+    run_batch(manifest, outdir, seeded, options)
+    marker = outdir / "sh3" / "done.json"
+    done = json.loads(marker.read_text())
+    del done["result"]["seed"]
+    marker.write_text(json.dumps(done))
+    result = run_batch(manifest, outdir, seeded, options)
+    assert result.skipped == ["sh3"] and result.records[0]["seed"] == 5

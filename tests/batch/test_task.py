@@ -211,6 +211,27 @@ def test_summary_tables_and_picture(finished, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_the_summary_picture_is_drawn_again_only_for_another_table(finished, tmp_path,
+                                                                   monkeypatch):
+    from potts_gwg.batch import summary
+
+    _, record = finished
+    drawn = []
+    draw = summary.summary_png
+    monkeypatch.setattr(summary, "summary_png",
+                        lambda *arguments: drawn.append(arguments) or draw(*arguments))
+    write_summary(tmp_path, [record])
+    write_summary(tmp_path, [record])                    # the same table: the same picture
+    assert len(drawn) == 1
+    other = {**record, "id": "other"}
+    write_summary(tmp_path, [record, other], plot=False)  # a table the picture does not show
+    write_summary(tmp_path, [record, other])              # (as a shard's summary mid-run)
+    assert len(drawn) == 2
+    (tmp_path / "summary.png").write_bytes(b"damaged")
+    write_summary(tmp_path, [record, other])
+    assert len(drawn) == 3 and (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_second_batch_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
     in_use = f"{tmp_path} is in use by another batch run"
     with batch_lock(tmp_path, None):
