@@ -13,11 +13,11 @@ from potts_gwg.settings import FIT_METHODS
 from .options import (
     MSA_FORMATS,
     PCD_ONLY,
-    checked_seed,
     method_settings,
     pcd_options,
     plm_options,
     refuse_pcd_options_for_plm,
+    seed_option,
 )
 
 
@@ -27,8 +27,7 @@ from .options import (
               metavar="OUTDIR", help="Folder for OUTDIR/<id>/ per family and the summary.")
 @click.option("--method", type=click.Choice(FIT_METHODS), default="plm", show_default=True,
               help="Fit method (as potts-gwg fit).")
-@click.option("--seed", type=int, callback=checked_seed, default=0, show_default=True,
-              help="Random seed of every fit.")
+@seed_option("Random seed of every fit.", default=0)
 @click.option("--format", "msa_format", type=click.Choice(MSA_FORMATS, case_sensitive=False),
               help="MSA format for families whose manifest row gives none (default: sniffed).")
 @functools.partial(plm_options, per_method=True)

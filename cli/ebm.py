@@ -13,7 +13,7 @@ from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
 from .main import LazyGroup
-from .options import checked_seed, chosen_seed, device_option, threads_option
+from .options import chosen_seed, device_option, seed_option, threads_option
 
 # `ebm joint` (cli/ebm_joint.py), loaded when it runs, as the top-level commands are.
 JOINT = {"joint": ("ebm_joint", "Joint energy-based models f(x, y) of continuous x and "
@@ -81,9 +81,8 @@ def _progress_option(function):
               help="Continue the run in the existing model file -o with its settings, seed "
                    "and random state: the options above except --iterations and "
                    "--checkpoint-every, and --seed, are ignored.")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed (weights, data batches, chains); recorded in the model file. "
-                   "[default: drawn at random]")
+@seed_option("Random seed (weights, data batches, chains); recorded in the model file. "
+              "[default: drawn at random]")
 @device_option
 @threads_option
 @_progress_option
@@ -154,8 +153,7 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
                    "give -o, --png or both.")
 @click.option("--png", type=click.Path(path_type=Path, readable=False),
               help="Write an image grid of the samples (image data only).")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed, recorded in the outputs.  [default: drawn at random]")
+@seed_option("Random seed, recorded in the outputs.  [default: drawn at random]")
 @device_option
 @threads_option
 @_progress_option
@@ -221,8 +219,7 @@ def sample(model_path: Path, n_samples: int, steps: int, sampler: str, ema: bool
               help="Use the moving average of the parameters (or the last ones).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, readable=False),
               help="Also write the results as JSON.")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed of AIS, recorded in the output.  [default: drawn at random]")
+@seed_option("Random seed of AIS, recorded in the output.  [default: drawn at random]")
 @device_option
 @threads_option
 @_progress_option

@@ -16,7 +16,7 @@ from potts_gwg.errors import InputError
 from potts_gwg.joint_settings import JointTrainingConfig
 
 from .main import LazyGroup
-from .options import checked_seed, chosen_seed, device_option, threads_option
+from .options import chosen_seed, device_option, seed_option, threads_option
 
 if TYPE_CHECKING:
     import torch
@@ -70,8 +70,7 @@ def command():
               help="Number of points.")
 @click.option("--labelled", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Fraction of points that keep their labels (the rest get -1).")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed (recorded in the file).  [default: drawn at random]")
+@seed_option("Random seed (recorded in the file).  [default: drawn at random]")
 def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
     """Write the toy data: 8 Gaussian modes on a circle, labels = the 3 bits of the mode."""
     import torch
@@ -129,8 +128,7 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
               show_default=True, help="Penalty on f² of data and samples (stabilises f).")
 @click.option("--ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.ema,
               show_default=True, help="Decay of the parameter average that is saved.")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed (recorded in the model).  [default: drawn at random]")
+@seed_option("Random seed (recorded in the model).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path, readable=False), default=None,
               help="PNG of data, joint and conditional samples (2-D data only).")
 @click.option("--plot-steps", type=click.IntRange(min=1), default=500, show_default=True,
@@ -246,8 +244,7 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
               help="Langevin λ.  [default: the training value]")
 @click.option("--mala/--no-mala", default=None,
               help="Metropolis-adjusted Langevin steps on x.  [default: as in training]")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed (recorded in the output).  [default: drawn at random]")
+@seed_option("Random seed (recorded in the output).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path, readable=False), default=None,
               help="PNG scatter of the samples (2-D data only).")
 @device_option
@@ -324,8 +321,7 @@ def sample(model_path: Path, n_samples: int, output: Path, given: str | None, me
               help="sample: label-chain steps before the first kept state.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), default=None,
               help=".npz to write the predicted labels y (N, k) to.")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed of --method sample.  [default: drawn at random]")
+@seed_option("Random seed of --method sample.  [default: drawn at random]")
 @device_option
 @threads_option
 def predict(model_path: Path, data: Path, method: str, samples: int, steps: int,

@@ -15,13 +15,13 @@ from potts_gwg.settings import FIT_METHODS, FitOptions, PlmSettings
 
 from .options import (
     PCD_ONLY,
-    checked_seed,
     device_option,
     method_settings,
     msa_options,
     pcd_options,
     plm_options,
     refuse_pcd_options_for_plm,
+    seed_option,
     threads_option,
 )
 
@@ -93,8 +93,7 @@ class _ProgressPrinter:
                    "with Gibbs-with-Gradients or Gibbs chains (slower; see README for when "
                    "it pays off).")
 @device_option
-@click.option("--seed", type=int, callback=checked_seed, default=0, show_default=True,
-              help="Random seed, recorded in the model file.")
+@seed_option("Random seed, recorded in the model file.", default=0)
 @msa_options
 @functools.partial(plm_options, per_method=True)
 @pcd_options

@@ -47,6 +47,13 @@ def checked_seed(context, parameter, seed: int | None) -> int | None:
     return seed
 
 
+def seed_option(help: str, default: int | None = None):
+    """``--seed`` as every command takes it: the range in the help, checked by
+    :func:`checked_seed`."""
+    return click.option("--seed", type=int, callback=checked_seed, default=default,
+                        show_default=default is not None, metavar="0..2^63-1", help=help)
+
+
 def chosen_seed(seed: int | None) -> int:
     """``seed``, or one drawn at random when none was given (the command records it)."""
     return secrets.randbelow(2 ** 31) if seed is None else seed

@@ -16,7 +16,7 @@ from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
 from potts_gwg.settings import DEFAULT_THETA
 
-from .options import DeviceName, checked_seed, chosen_seed, msa_options, threads_option
+from .options import DeviceName, chosen_seed, msa_options, seed_option, threads_option
 
 if TYPE_CHECKING:
     import torch
@@ -41,9 +41,8 @@ if TYPE_CHECKING:
                    "burn-in + thin.  [default: 10·L]")
 @click.option("--thin", type=int, default=None,
               help="Steps between a chain's samples.  [default: L, one sweep]")
-@click.option("--seed", type=int, callback=checked_seed, default=None,
-              help="Random seed; the same seed on the same device gives the same "
-                   "sequences.  [default: drawn at random, and recorded]")
+@seed_option("Random seed; the same seed on the same device gives the same "
+              "sequences.  [default: drawn at random, and recorded]")
 @click.option("--device", default="auto", show_default=True, type=DeviceName(),
               metavar="auto|cpu|cuda[:N]",
               help="Where the chains run; auto takes a CUDA GPU when there is one.")

@@ -317,11 +317,13 @@ def commands_with_a_seed(group: click.Group, prefix=()):
 
 def test_every_seed_out_of_range_is_a_one_line_error(tmp_path, monkeypatch):
     """A seed past 2^63 - 1 failed inside torch (an internal error) in fit and batch; a
-    refused seed writes nothing (not even fit's default output in the current folder)."""
+    refused seed writes nothing (not even fit's default output in the current folder). Every
+    help shows the range."""
     monkeypatch.chdir(tmp_path)
     paths = list(commands_with_a_seed(main))
     assert {("fit",), ("batch",), ("sample",), ("ebm", "train")} <= set(paths)
     for path in paths:
+        assert "--seed 0..2^63-1" in CliRunner().invoke(main, [*path, "--help"]).output, path
         for seed in ("-1", str(2 ** 63), str(2 ** 70)):
             result = CliRunner().invoke(main, [*path, "--seed", seed, str(EXAMPLE_MSA)])
             assert result.exit_code == 2, (path, result.output)
