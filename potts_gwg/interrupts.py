@@ -4,9 +4,9 @@ whole.
 A PCD update changes the parameters and the chains in place; an interrupt in the middle would
 leave a state no checkpoint should hold. Inside :func:`held_interrupts` the first SIGINT,
 SIGTERM or SIGHUP (the terminal closed, e.g. a dropped ssh session) only sets a flag that the
-loop polls between updates (it then saves its checkpoint and stops); a second one acts at once.
-When the block ends, a held signal is raised again and handled as it would have been (Ctrl-C:
-``KeyboardInterrupt``).
+loop polls between updates (it then saves its checkpoint and stops); a second one acts at once
+(but not a second SIGHUP: a hang-up is sent twice). When the block ends, a held signal is
+raised again and handled as it would have been (Ctrl-C: ``KeyboardInterrupt``).
 """
 
 from __future__ import annotations
