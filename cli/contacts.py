@@ -18,8 +18,8 @@ from potts_gwg.contacts_stage import contacts_stage
 @click.option("--format", "contact_format",
               type=click.Choice(CONTACT_FORMATS, case_sensitive=False), default="tsv",
               show_default=True,
-              help="tsv: i j score; mat: L x L matrix (CCMpred); casp: CASP RR; "
-                   "csv: i,A_i,j,A_j,fn,cn (EVcouplings).")
+              help="tsv: i j score; mat: L x L matrix as CCMpred's (shifted: lowest pair 0); "
+                   "casp: CASP RR; csv: i,A_i,j,A_j,fn,cn (EVcouplings).")
 @click.option("--no-apc", is_flag=True, help="Plain Frobenius norms, no APC.")
 @click.option("--min-sep", type=click.IntRange(min=1), default=1, show_default=True,
               help="Only pairs with j - i >= K in the output (mat: closer pairs are 0).")

@@ -32,9 +32,13 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
         raise ValueError("top keeps the best ranked pairs; the mat format writes every pair")
     if top is not None and top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
-    if format == "mat":  # pairs closer than min_separation are written as 0, as CCMpred's i = j
+    if format == "mat":
+        # As CCMpred writes it: shifted so that the lowest pair is 0 (APC scores can be
+        # negative), so the diagonal and the pairs closer than min_separation, written as 0,
+        # rank last for any reader that ranks the whole matrix.
+        low = min(0.0, _pair_range(scores)[0])
         rows, columns = np.indices(scores.shape)
-        matrix = np.where(np.abs(rows - columns) < min_separation, 0.0, scores)
+        matrix = np.where(np.abs(rows - columns) < max(1, min_separation), 0.0, scores - low)
         np.savetxt(stream, matrix, fmt="%.6e", delimiter="\t")
         return
     first, second = ranked_pairs(scores, min_separation)
@@ -54,22 +58,29 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
         score = "Frobenius norm with APC" if apc else "Frobenius norm, no APC"
         stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n")
         stream.writelines(f"REMARK {' '.join(remark.split())}\n" for remark in remarks)
-        stream.write(f"METHOD Potts model couplings, {score}\nMODEL 1\n")
+        stream.write(f"METHOD Potts model couplings, {score}\n"
+                     # (at most 80 characters a line)
+                     "METHOD p = score rescaled to [0, 1] over all pairs, not a calibrated "
+                     "probability\nMODEL 1\n")
         if sequence:
             for start in range(0, len(sequence), CASP_SEQUENCE_LINE):
                 stream.write(sequence[start:start + CASP_SEQUENCE_LINE] + "\n")
-        # Rescaled over every ranked pair, so a pair's p does not depend on top
-        probabilities = _scores_to_unit_interval(ranked_values)[:top]
+        # Rescaled over all pairs, so a pair's p depends neither on top nor on min_separation
+        probabilities = _scores_to_unit_interval(ranked_values, *_pair_range(scores))[:top]
         stream.writelines(f"{i + 1} {j + 1} 0 {CASP_CUTOFF_ANGSTROM} {p:.4f}\n"
                           for i, j, p in zip(first, second, probabilities))
         stream.write("END\n")
 
 
-def _scores_to_unit_interval(values: np.ndarray) -> np.ndarray:
-    """CASP RR wants a confidence in [0, 1]: scores rescaled linearly (rank order kept)."""
-    if values.size == 0:
-        return values
-    low, high = float(values.min()), float(values.max())
+def _pair_range(scores: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest score over the pairs i < j ((0, 0) for L = 1)."""
+    upper = scores[np.triu_indices(scores.shape[0], k=1)]
+    return (float(upper.min()), float(upper.max())) if upper.size else (0.0, 0.0)
+
+
+def _scores_to_unit_interval(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """CASP RR wants a confidence in [0, 1]: scores rescaled linearly from [low, high] (rank
+    order kept)."""
     if high <= low:
         return np.ones_like(values)
     return (values - low) / (high - low)

@@ -83,6 +83,13 @@ def test_contacts_other_formats(example_model, tmp_path):
     assert run("contacts", example_model, "--format", "mat", "-o", tmp_path / "m").exit_code == 0
     matrix = np.loadtxt(tmp_path / "m")
     assert matrix.shape == (48, 48) and np.allclose(matrix, matrix.T)
+    # As CCMpred's: APC scores shifted so that the lowest pair is 0 (the diagonal is 0 too)
+    run("contacts", example_model, "-o", tmp_path / "m.tsv")
+    tsv = {(int(i) - 1, int(j) - 1): float(score) for i, j, score in
+           (line.split("\t") for line in (tmp_path / "m.tsv").read_text().splitlines()[1:])}
+    assert min(tsv.values()) < 0 and matrix.min() == 0 and (np.diag(matrix) == 0).all()
+    assert all(matrix[i, j] == pytest.approx(score - min(tsv.values()), rel=1e-5, abs=1e-5)
+               for (i, j), score in tsv.items())
     assert run("contacts", example_model, "--format", "mat", "--min-sep", "6",
                "-o", tmp_path / "m6").exit_code == 0
     near = np.abs(np.subtract.outer(np.arange(48), np.arange(48))) < 6
@@ -100,14 +107,20 @@ def test_contacts_other_formats(example_model, tmp_path):
     assert casp[3:6] == [f"REMARK model {example_model}",
                          f"REMARK fit method plm, seed 0, msa {EXAMPLE_MSA}, query_name 2O9S_A",
                          f"REMARK potts-gwg {__version__}"]
-    assert casp[8] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
-    contact_lines = [line.split() for line in casp[9:-1]]
+    assert casp[9] == "IAKFNFNGDTQVEMSFRKGERITLLRQVDENWYEGRIPGTSRQGIFPI"
+    contact_lines = [line.split() for line in casp[10:-1]]
     assert len(contact_lines) == 48 * 47 // 2
     probabilities = [float(p) for _, _, _, _, p in contact_lines]
     assert all(int(i) < int(j) and (low, high) == ("0", "8")
                for i, j, low, high, _ in contact_lines)
     assert probabilities == sorted(probabilities, reverse=True)
     assert probabilities[0] == 1.0 and probabilities[-1] == 0.0
+    # p is the pair's, whatever --min-sep (it was rescaled over the pairs written)
+    assert run("contacts", example_model, "--format", "casp", "--min-sep", "24",
+               "-o", tmp_path / "rr24").exit_code == 0
+    p_of = {(i, j): p for i, j, _, _, p in contact_lines}
+    far = [line.split() for line in (tmp_path / "rr24").read_text().splitlines()[10:-1]]
+    assert far and all(p == p_of[i, j] for i, j, _, _, p in far)
     # csv: fn is the Frobenius norm before APC, cn after (the tsv scores of each).
     for arguments, column in ((["--no-apc"], 4), ([], 5)):
         run("contacts", example_model, *arguments, "-o", tmp_path / "s.tsv")
@@ -118,6 +131,7 @@ def test_contacts_other_formats(example_model, tmp_path):
         assert all(float(row[column]) == pytest.approx(expected[int(row[0]), int(row[2])],
                                                        rel=1e-5, abs=1e-6) for row in rows)
     assert casp[6] == "METHOD Potts model couplings, Frobenius norm with APC"
+    assert casp[7].startswith("METHOD p = score rescaled to [0, 1] over all pairs")
     assert run("contacts", example_model, "--format", "casp", "--no-apc",
                "-o", tmp_path / "rr_raw").exit_code == 0
     assert (tmp_path / "rr_raw").read_text().splitlines()[6] == \
@@ -133,7 +147,7 @@ def assert_usage_error(result, fragment):
 
 
 @pytest.mark.parametrize("contact_format, header_lines, footer_lines", [
-    ("tsv", 1, 0), ("csv", 1, 0), ("casp", 9, 1)])  # casp: 8 header lines, the sequence, END
+    ("tsv", 1, 0), ("csv", 1, 0), ("casp", 10, 1)])  # casp: 9 header lines, the sequence, END
 def test_top_writes_the_best_pairs_of_the_full_ranking(example_model, tmp_path, contact_format,
                                                        header_lines, footer_lines):
     """--top N writes the first N pairs of the list written without it, line for line (CASP's

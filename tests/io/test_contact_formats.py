@@ -31,3 +31,20 @@ def test_top_keeps_the_best_pairs_after_the_separation_filter():
 def test_top_for_the_matrix_or_below_one_is_a_value_error(format, top, message):
     with pytest.raises(ValueError, match=message):
         written(format, top=top)
+
+
+def test_the_matrix_is_shifted_to_zero_as_ccmpred_writes_it():
+    """APC scores can be negative; CCMpred's matrix is not (its lowest pair is 0), so the
+    diagonal and the pairs masked by min_separation (0) rank last for any reader."""
+    scores = np.array([[0.0, -0.5, 1.0], [-0.5, 0.0, 0.25], [1.0, 0.25, 0.0]])
+    stream = io.StringIO()
+    dump_contacts(stream, "mat", scores, min_separation=2)
+    matrix = np.loadtxt(io.StringIO(stream.getvalue()))
+    assert np.array_equal(matrix, [[0.0, 0.0, 1.5], [0.0, 0.0, 0.0], [1.5, 0.0, 0.0]])
+
+
+def test_casp_p_is_the_pair_s_whatever_the_separation_filter():
+    rows = [line.split() for line in written("casp", min_separation=2) if line[0].isdigit()]
+    assert [(i, j, p) for i, j, _, _, p in rows] == [("1", "4", "1.0000"), ("1", "3", "0.3333"),
+                                                     ("2", "4", "0.0000")]
+    assert max(len(line) for line in written("casp")) <= 80
