@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
 import torch
 from click.testing import CliRunner
 from potts_gwg.cli.main import main
-from potts_gwg.cli.options import DeviceName
 
 from potts_gwg.device import (
     is_out_of_memory,
@@ -73,24 +71,6 @@ def test_fit_reports_the_device_auto_took_and_refuses_cuda(no_gpu, tmp_path):
     unknown = CliRunner().invoke(main, ["fit", str(EXAMPLE_MSA), "--device", "gpu"])
     assert unknown.exit_code == 2
     assert "'gpu' is not a device: use auto, cpu, cuda or cuda:N" in unknown.stderr
-
-
-def _commands(group: click.Group, context: click.Context):
-    for name in group.list_commands(context):
-        command = group.get_command(context, name)
-        yield command
-        if isinstance(command, click.Group):
-            yield from _commands(command, click.Context(command, parent=context))
-
-
-def test_every_device_option_takes_the_same_names():
-    """--device of every command parses auto|cpu|cuda[:N] alike (sample's took any string and
-    refused a typo only later, with exit 4 instead of a usage error)."""
-    options = [(command.name, parameter) for command in _commands(main, click.Context(main))
-               for parameter in command.params if parameter.name == "device"]
-    assert {name for name, _ in options} >= {"fit", "sample", "train"}
-    for name, parameter in options:
-        assert isinstance(parameter.type, DeviceName), name
 
 
 def test_what_counts_as_out_of_memory():

@@ -17,6 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from potts_gwg.cli.main import COMMANDS, EXIT_INTERRUPTED, EXIT_TERMINATED, main
+from potts_gwg.cli.options import DeviceName
 
 from potts_gwg.device import note_memory_estimate
 
@@ -304,15 +305,25 @@ def test_help_usage_errors_and_contacts_run_without_importing_torch(example_mode
     result, imported = run_probing_torch("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz", "-q",
                                          "--max-iterations", "1")
     assert result.returncode == 0 and imported, result.stderr
-def commands_with_a_seed(group: click.Group, prefix=()):
-    """(path, command) of every command under ``group`` that takes --seed."""
+def commands_with(option: str, group: click.Group = main, prefix=()):
+    """(path, parameter) of every command under ``group`` that takes ``option``."""
     context = click.Context(group)
     for name in group.list_commands(context):
         command = group.get_command(context, name)
         if isinstance(command, click.Group):
-            yield from commands_with_a_seed(command, (*prefix, name))
-        elif any("--seed" in parameter.opts for parameter in command.params):
-            yield (*prefix, name)
+            yield from commands_with(option, command, (*prefix, name))
+        for parameter in command.params:
+            if option in parameter.opts:
+                yield (*prefix, name), parameter
+
+
+def test_every_device_option_takes_the_same_names():
+    """--device of every command parses auto|cpu|cuda[:N] alike (sample's took any string and
+    refused a typo only later, with exit 4 instead of a usage error)."""
+    options = list(commands_with("--device"))
+    assert {path for path, _ in options} >= {("fit",), ("sample",), ("ebm", "train")}
+    for path, parameter in options:
+        assert isinstance(parameter.type, DeviceName), path
 
 
 def test_every_seed_out_of_range_is_a_one_line_error(tmp_path, monkeypatch):
@@ -320,7 +331,7 @@ def test_every_seed_out_of_range_is_a_one_line_error(tmp_path, monkeypatch):
     refused seed writes nothing (not even fit's default output in the current folder). Every
     help shows the range."""
     monkeypatch.chdir(tmp_path)
-    paths = list(commands_with_a_seed(main))
+    paths = [path for path, _ in commands_with("--seed")]
     assert {("fit",), ("batch",), ("sample",), ("ebm", "train")} <= set(paths)
     for path in paths:
         assert "--seed 0..2^63-1" in CliRunner().invoke(main, [*path, "--help"]).output, path
