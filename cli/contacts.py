@@ -14,7 +14,7 @@ from potts_gwg.contacts_stage import contacts_stage
 @click.option("-o", "--output", type=click.Path(readable=False), metavar="FILE",
               help="Where to write the ranked pairs (default: standard output; with --pdb "
                    "or --json nothing is written unless -o is given; with -o - the report "
-                   "goes to standard error).")
+                   "goes to standard error; a name ending in .gz is gzip-compressed).")
 @click.option("--format", "contact_format",
               type=click.Choice(CONTACT_FORMATS, case_sensitive=False), default="tsv",
               show_default=True,

@@ -13,7 +13,7 @@ from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 
 from .main import LazyGroup
-from .options import chosen_seed, device_option, seed_option, threads_option
+from .options import FiniteFloatRange, chosen_seed, device_option, seed_option, threads_option
 
 # `ebm joint` (cli/ebm_joint.py), loaded when it runs, as the top-level commands are.
 JOINT = {"joint": ("ebm_joint", "Joint energy-based models f(x, y) of continuous x and "
@@ -67,12 +67,12 @@ def _progress_option(function):
               help="Data examples and chains per update.")
 @click.option("--buffer-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Persistent chains in the replay buffer.")
-@click.option("--reinit-rate", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+@click.option("--reinit-rate", type=FiniteFloatRange(0.0, 1.0), default=0.0, show_default=True,
               help="Fraction of an update's chains restarted from the base distribution.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0.0, min_open=True),
+@click.option("--lr", "learning_rate", type=FiniteFloatRange(min=0.0, min_open=True),
               default=1e-3, show_default=True,
               help="Adam learning rate.")
-@click.option("--ema-decay", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.99,
+@click.option("--ema-decay", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.99,
               show_default=True,
               help="Decay of the parameters' moving average (used by sample and eval).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,

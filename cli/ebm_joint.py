@@ -16,7 +16,7 @@ from potts_gwg.errors import InputError
 from potts_gwg.joint_settings import JointTrainingConfig
 
 from .main import LazyGroup
-from .options import chosen_seed, device_option, seed_option, threads_option
+from .options import FiniteFloatRange, chosen_seed, device_option, seed_option, threads_option
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Torch and the joint-EBM modules are imported inside the commands, so that `--help` and usage
 # errors do not load them (~2 s); the option defaults come from the torch-free settings.
 DEFAULTS = JointTrainingConfig()
+PLOT_CHAINS = 800  # chains behind each panel of train --plot
 
 
 def _parse_sites(text: str, n_labels: int, n_states: int) -> dict[int, int]:
@@ -68,7 +69,7 @@ def command():
               help="Data file (.npz) to write.")
 @click.option("-n", "n_points", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Number of points.")
-@click.option("--labelled", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+@click.option("--labelled", type=FiniteFloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Fraction of points that keep their labels (the rest get -1).")
 @seed_option("Random seed (recorded in the file).  [default: drawn at random]")
 def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
@@ -97,17 +98,17 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
               show_default=True, help="Parameter updates.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
               show_default=True, help="Data rows (and buffer chains) per update.")
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", "learning_rate", type=FiniteFloatRange(min=0, min_open=True),
               default=DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
 @click.option("--sampler-steps", type=click.IntRange(min=1), default=DEFAULTS.sampler_steps,
               show_default=True, help="Joint sampler steps per update (PCD).")
 @click.option("--buffer-size", type=click.IntRange(min=1), default=DEFAULTS.buffer_size,
               show_default=True, help="Replay buffer of persistent (x, y) chains.")
-@click.option("--reinit-rate", type=click.FloatRange(0.0, 1.0), default=DEFAULTS.reinit_rate,
+@click.option("--reinit-rate", type=FiniteFloatRange(0.0, 1.0), default=DEFAULTS.reinit_rate,
               show_default=True, help="Fraction of buffer chains restarted from noise.")
-@click.option("--step-size", type=click.FloatRange(min=0, min_open=True),
+@click.option("--step-size", type=FiniteFloatRange(min=0, min_open=True),
               default=DEFAULTS.step_size, show_default=True, help="Langevin step size ε.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True),
+@click.option("--temperature", type=FiniteFloatRange(min=0, min_open=True),
               default=DEFAULTS.temperature, show_default=True,
               help="Langevin temperature λ (samples follow exp(f / λ) in x).")
 @click.option("--mala/--no-mala", default=False, show_default=True,
@@ -124,9 +125,9 @@ def toy(output: Path, n_points: int, labelled: float, seed: int | None) -> None:
                    "(equal weight), instead of one batch drawn from all rows.")
 @click.option("--warmup", type=click.IntRange(min=0), default=DEFAULTS.warmup,
               show_default=True, help="Updates of linear learning-rate warm-up.")
-@click.option("--energy-l2", type=click.FloatRange(min=0.0), default=DEFAULTS.energy_l2,
+@click.option("--energy-l2", type=FiniteFloatRange(min=0.0), default=DEFAULTS.energy_l2,
               show_default=True, help="Penalty on f² of data and samples (stabilises f).")
-@click.option("--ema", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.ema,
+@click.option("--ema", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.ema,
               show_default=True, help="Decay of the parameter average that is saved.")
 @seed_option("Random seed (recorded in the model).  [default: drawn at random]")
 @click.option("--plot", type=click.Path(path_type=Path, readable=False), default=None,
@@ -191,9 +192,11 @@ def train(data: Path, output: Path, hidden: str, iterations: int, batch_size: in
             "history": result.history, "seconds": result.seconds}
     save_joint_model(output, result.ema, meta)
     click.echo(f"wrote {output} ({result.seconds:.1f} s)")
-    if plot is not None:
-        panels = sample_panels(result.ema, 800, result.data_low, result.data_high, generator,
-                               Langevin(step_size, temperature, mala), steps=plot_steps,
+    if plot is not None:  # many chains per panel: can take longer than the training
+        click.echo(f"sampling the panels of {plot}: {PLOT_CHAINS} chains, {plot_steps} "
+                   "steps each (--plot-steps) ...", err=True)
+        panels = sample_panels(result.ema, PLOT_CHAINS, result.data_low, result.data_high,
+                               generator, Langevin(step_size, temperature, mala), steps=plot_steps,
                                smc_temperatures=max(1, plot_steps // 10))
         scatter_panels_png(plot, [("data", x, None)] + panels,
                            mark_modes=data_meta.get("source") == "circle_toy")
@@ -238,9 +241,9 @@ def _bounds(meta: dict, joint, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
                    "(needs --given for every label site).")
 @click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True,
               help="MWG steps per chain; SMC: number of temperatures.")
-@click.option("--step-size", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--step-size", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Langevin ε.  [default: the training value]")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--temperature", type=FiniteFloatRange(min=0, min_open=True), default=None,
               help="Langevin λ.  [default: the training value]")
 @click.option("--mala/--no-mala", default=None,
               help="Metropolis-adjusted Langevin steps on x.  [default: as in training]")

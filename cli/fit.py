@@ -107,7 +107,7 @@ class _ProgressPrinter:
 @threads_option
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress output (warnings about the result, such as a shallow "
-                   "alignment, still print).")
+                   "alignment, and how to continue an interrupted gwg/gibbs fit still print).")
 def command(msa, output, method, device, seed, msa_format, query, query_index, query_file,
             theta, lambda_h, lambda_j, max_iterations, tolerance, init, chains, steps,
             learning_rate, lambda_group, target_pearson, max_time, checkpoint_interval, resume,

@@ -10,15 +10,16 @@ from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.io.msa import read_alignment
 from potts_gwg.settings import DEFAULT_THETA
 
-from .options import msa_options
+from .options import FiniteFloatRange, msa_options, threads_option
 
 
 @click.command(name="msa-info")
 @click.argument("msa", type=click.Path(readable=False))
 @msa_options
-@click.option("--theta", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THETA,
+@click.option("--theta", type=FiniteFloatRange(0, 1, min_open=True), default=DEFAULT_THETA,
               show_default=True,
               help="Identity threshold of the sequence weights behind Neff.")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("-q", "--quiet", is_flag=True,
               help="No progress bars (they appear on stderr only when it is a terminal).")

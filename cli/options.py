@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 
 import click
@@ -59,6 +60,18 @@ def chosen_seed(seed: int | None) -> int:
     return secrets.randbelow(2 ** 31) if seed is None else seed
 
 
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and ±inf: click's accepts them (nan passes
+    every bound), and the settings then failed with an internal error (exit 70) instead of
+    this usage error (exit 2)."""
+
+    def convert(self, value, parameter, context):
+        number = super().convert(value, parameter, context)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", parameter, context)
+        return number
+
+
 class DeviceName(click.ParamType):
     """auto, cpu, cuda or cuda:N (any N: whether it exists is checked when it is used)."""
 
@@ -111,18 +124,18 @@ def plm_options(function, per_method: bool = False):
         iterations_help = "L-BFGS iterations at most."
         lambda_j_help = "L2 penalty on the couplings J, per (L - 1) as in CCMpred."
     for option in reversed([
-        click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True),
+        click.option("--theta", type=FiniteFloatRange(0.0, 1.0, min_open=True),
                      default=DEFAULT_THETA, show_default=True,
                      help="Identity threshold of the sequence weights."),
-        click.option("--lambda-h", type=click.FloatRange(min=0.0), default=0.01,
+        click.option("--lambda-h", type=FiniteFloatRange(min=0.0), default=0.01,
                      show_default=True, help="L2 penalty on the fields h."),
-        click.option("--lambda-j", type=click.FloatRange(min=0.0),
+        click.option("--lambda-j", type=FiniteFloatRange(min=0.0),
                      default=None if per_method else PlmSettings.lambda_j,
                      show_default=not per_method, help=lambda_j_help),
         click.option("--max-iterations", type=click.IntRange(min=1),
                      default=None if per_method else PlmSettings.max_iterations,
                      show_default=not per_method, help=iterations_help),
-        click.option("--tolerance", type=click.FloatRange(min=0.0),
+        click.option("--tolerance", type=FiniteFloatRange(min=0.0),
                      default=PlmSettings.tolerance, show_default=True,
                      help="plm: stop when the objective fell by less than this fraction over "
                           "the last 5 iterations (CCMpred's rule)."),
@@ -193,18 +206,18 @@ def pcd_options(function=None, *, batch: bool = False):
         click.option("--steps", type=click.IntRange(min=1),
                      help="gwg/gibbs: sampler steps (one site per chain each) per update "
                           "[default: L/10, at least 10]."),
-        click.option("--learning-rate", type=click.FloatRange(min=0.0, min_open=True),
+        click.option("--learning-rate", type=FiniteFloatRange(min=0.0, min_open=True),
                      default=defaults.learning_rate, show_default=True,
                      help="gwg/gibbs: step size of the gradient ascent."),
-        click.option("--lambda-group", type=click.FloatRange(min=0.0),
+        click.option("--lambda-group", type=FiniteFloatRange(min=0.0),
                      default=defaults.lambda_group, show_default=True,
                      help="gwg/gibbs: group-L1 penalty on each pair's coupling block."),
-        click.option("--target-pearson", type=click.FloatRange(0.0, 1.0),
+        click.option("--target-pearson", type=FiniteFloatRange(0.0, 1.0),
                      default=defaults.target_pearson, show_default=True,
                      help="gwg/gibbs: stop when the Pearson correlation of model and data "
                           "connected correlations (chains' statistics averaged over 10 "
                           "updates, after 10 sweeps) reaches this (1 = never)."),
-        click.option("--max-time", type=click.FloatRange(min=0.0), metavar="SECONDS",
+        click.option("--max-time", type=FiniteFloatRange(min=0.0), metavar="SECONDS",
                      help="gwg/gibbs: stop after this much fitting time (across resumes)."),
     ]
     if batch:
@@ -214,7 +227,7 @@ def pcd_options(function=None, *, batch: bool = False):
                                        "independent-site model (J = 0).")
     else:
         options += [
-            click.option("--checkpoint-interval", type=click.FloatRange(min=0.0),
+            click.option("--checkpoint-interval", type=FiniteFloatRange(min=0.0),
                          default=DEFAULT_CHECKPOINT_INTERVAL, show_default=True,
                          metavar="SECONDS",
                          help="gwg/gibbs: write OUTPUT's .checkpoint.npz this often (0: "

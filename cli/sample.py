@@ -10,13 +10,20 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
-from potts_gwg.atomic import atomic_open, output_target
+from potts_gwg.atomic import atomic_text, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
 from potts_gwg.settings import DEFAULT_THETA
 
-from .options import DeviceName, chosen_seed, msa_options, seed_option, threads_option
+from .options import (
+    DeviceName,
+    FiniteFloatRange,
+    chosen_seed,
+    msa_options,
+    seed_option,
+    threads_option,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
               help="Number of sequences to write.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), required=True,
               help="FASTA file to write (replaced only when sampling succeeds; - for "
-                   "standard output).")
+                   "standard output; a name ending in .gz is gzip-compressed).")
 @click.option("--sampler", type=click.Choice(["gwg", "gibbs"]), default="gwg", show_default=True,
               help="gwg: Gibbs-With-Gradients, one proposed change per step; gibbs: "
                    "systematic-scan Gibbs, one site redrawn per step.")
@@ -53,7 +60,7 @@ if TYPE_CHECKING:
                    "query is the record named in the model's meta unless --query, "
                    "--query-index or --query-file says otherwise. Read before sampling.")
 @msa_options
-@click.option("--theta", type=click.FloatRange(0.0, 1.0, min_open=True), default=DEFAULT_THETA,
+@click.option("--theta", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=DEFAULT_THETA,
               show_default=True, help="Identity threshold of the --compare-msa weights.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress bar on stderr (only when it is a terminal).")
@@ -105,8 +112,18 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
             query_file = model.meta.get("query_file")
             if query_file is None or not Path(query_file).is_file():
                 query_file, query = None, model.meta.get("query_name")
-        data, data_weights = _weighted_alignment(compare_msa, model, theta, msa_format, query,
-                                                 query_index, query_file)
+            query_of_model = f"query {query!r}" if query is not None else None
+        else:
+            query_of_model = None
+        try:
+            data, data_weights = _weighted_alignment(compare_msa, model, theta, msa_format,
+                                                     query, query_index, query_file)
+        except InputError as error:
+            if query_of_model is None or f": {query_of_model} " not in str(error):
+                raise
+            raise InputError(f"{error} ({query_of_model} is the model's, from its fit; name "
+                             "this alignment's with --query, --query-index or --query-file)"
+                             ) from None
     chains = chains or min(n_samples, 100)
     burn_in = 10 * length if burn_in is None else burn_in
     thin = length if thin is None else thin
@@ -130,7 +147,7 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
     if to_stdout:
         click.echo("".join(records), nl=False)
     else:
-        with atomic_open(output) as stream:
+        with atomic_text(output) as stream:
             stream.writelines(records)
     ess = "n/a (fewer than 4 samples per chain)" if math.isnan(
         float(diagnostics.ess_per_chain.nanmean())) else f"{diagnostics.ess:.1f}"

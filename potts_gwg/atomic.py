@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import gzip
+import io
 import os
 import shutil
 import stat
@@ -146,6 +148,21 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         yield stream
         stream.flush()
         os.fsync(stream.fileno())
+
+
+@contextlib.contextmanager
+def atomic_text(path: str | os.PathLike) -> Iterator[IO[str]]:
+    """:func:`atomic_open` for text, gzip-compressed when ``path`` ends in ``.gz`` (the
+    readers take gzipped inputs, so ``out.tsv.gz`` must not be plain text under that name).
+    The gzip header has no time stamp or name: the same content gives the same bytes."""
+    if not str(path).lower().endswith(".gz"):
+        with atomic_open(path) as stream:
+            yield stream
+        return
+    with atomic_open(path, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed, \
+            io.TextIOWrapper(packed, encoding="utf-8") as stream:
+        yield stream
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .atomic import atomic_open, atomic_path, output_target
+from .atomic import atomic_path, atomic_text, output_target
 from .contacts import contact_scores, frobenius_scores
 from .errors import InputError
 from .io.contact_formats import dump_contacts
@@ -30,9 +30,12 @@ FIT_RECORD = ("method", "seed", "msa", "query_name")
 
 
 def _provenance(model_path, meta: dict) -> tuple[str, ...]:
-    """Where the scores come from, for the output's REMARK lines."""
-    fit = ", ".join(f"{key} {meta[key]}" for key in FIT_RECORD if meta.get(key) is not None)
+    """Where the scores come from, for the output's REMARK lines: the paths on lines of their
+    own (a long one is wrapped; the short items are not split around it)."""
+    fit = ", ".join(f"{key} {meta[key]}" for key in FIT_RECORD
+                    if key != "msa" and meta.get(key) is not None)
     return (f"model {model_path}", *([f"fit {fit}"] if fit else []),
+            *([f"msa {meta['msa']}"] if meta.get("msa") is not None else []),
             f"potts-gwg {__version__}")
 
 
@@ -115,7 +118,7 @@ def contacts_stage(model_path: str | os.PathLike, output: str | os.PathLike | No
     with contextlib.ExitStack() as replaced_together:
         if output is not None:
             stream = sys.stdout if str(output) == "-" else replaced_together.enter_context(
-                atomic_open(output))
+                atomic_text(output))
             raw = frobenius_scores(model.J, model.alphabet) if format == "csv" else None
             dump_contacts(stream, format, scores, min_separation=min_separation,
                           sequence=query_sequence if isinstance(query_sequence, str) else None,

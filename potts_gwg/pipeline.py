@@ -175,7 +175,7 @@ def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device
     resumed_from = None
     if pcd:
         h, J, summary, resumed_from = _fit_by_pcd(indices, weights, n_states, options, output,
-                                                  device, report, on_iteration,
+                                                  device, report, warn, on_iteration,
                                                   on_pcd_iteration)
     else:
         result = fit_plm(indices, weights, n_states, options.plm, device=device,
@@ -203,9 +203,10 @@ def _fit_stage(msa_path, output: Path, options: FitOptions, device: torch.device
 
 def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
                 options: FitOptions, output: Path, device: torch.device, report: Reporter,
-                on_iteration, on_pcd_iteration):
+                warn: Reporter, on_iteration, on_pcd_iteration):
     """The gwg/gibbs branch of :func:`fit_stage`: start (PLM, independent sites, or a
-    checkpoint), run PCD with periodic checkpoints, return (h, J, meta fields)."""
+    checkpoint), run PCD with periodic checkpoints, return (h, J, meta fields). ``warn``
+    says how to continue an interrupted fit (``fit -q`` keeps that)."""
     # The steps the run takes, recorded in the model and the checkpoint (None: the default).
     settings = dataclasses.replace(options.pcd, sampler=options.method,
                                    steps=options.pcd.steps or default_steps(indices.shape[1]))
@@ -247,8 +248,8 @@ def _fit_by_pcd(indices: torch.Tensor, weights: torch.Tensor, n_states: int,
                          checkpoint_interval=options.checkpoint_interval,
                          stop_requested=stop_requested)
         if result.stop_reason == "interrupted":
-            report(f"interrupted after update {result.iterations}: {checkpoint} holds it; "
-                   "the same command with --resume continues")
+            warn(f"interrupted after update {result.iterations}: {checkpoint} holds it; "
+                 "the same command with --resume continues")
     return result.h, result.J, {
         **start_meta,
         "hyperparameters": settings.as_dict(),

@@ -75,7 +75,7 @@ def parse_devices(text: str, cuda_count: int | None = None) -> list[str]:
             expanded = [f"cuda:{index}" for index in range(cuda_count)] or ["cpu"]
         elif item == "cpu":
             expanded = ["cpu"]
-        elif item in ("cuda", "gpu"):
+        elif item == "cuda":
             if cuda_count == 0:
                 raise DeviceError(f"--devices {text}: no CUDA GPU is available on this machine "
                                   "(use --devices cpu or auto)")
@@ -344,7 +344,7 @@ def _ray_uses_gpu(ray, devices: str) -> bool:
         return False
     if names == {"auto"}:
         return cluster_gpus >= 1
-    if any(name.startswith("cuda") or name == "gpu" for name in names):
+    if any(name.startswith("cuda") for name in names):
         if cluster_gpus < 1:
             raise DeviceError(f"--devices {devices}: the Ray cluster has no GPU")
         return True

@@ -313,13 +313,15 @@ def _remove_temporary_files(outdir: Path) -> None:
 
 
 def _other_shard_record(folder: Path, family: FamilySpec, settings: RunSettings) -> dict:
-    """A family of another shard, as its own markers say (not checked against its inputs)."""
+    """A family of another shard, as its own markers say (not checked against its inputs;
+    its settings, seed included, are those of this run, so markers of before the seed
+    column get this run's seed)."""
     wanted = settings.hashed()
     for name in (DONE, ERROR):
         marker = _read_json(folder / name) or {}
         result = marker.get("result")
         if isinstance(result, dict) and _settings_of(folder) == wanted:
-            return {**result, "resumed": True}
+            return {"seed": settings.seed, **result, "resumed": True}
     return base_record(family.id, None, settings, "pending")
 
 

@@ -6,6 +6,7 @@ order). The caller opens the stream (``contacts_stage``: an atomic file or stand
 
 from __future__ import annotations
 
+import textwrap
 from typing import IO
 
 import numpy as np
@@ -15,6 +16,7 @@ from ..contacts import ranked_pairs
 CONTACT_FORMATS = ("tsv", "mat", "casp", "csv")
 CASP_CUTOFF_ANGSTROM = 8
 CASP_SEQUENCE_LINE = 50
+CASP_LINE = 80               # characters a line at most
 
 
 def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separation: int = 1,
@@ -57,9 +59,11 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
     elif format == "casp":
         score = "Frobenius norm with APC" if apc else "Frobenius norm, no APC"
         stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n")
-        stream.writelines(f"REMARK {' '.join(remark.split())}\n" for remark in remarks)
+        for remark in remarks:  # a long one (a model file's path) goes on several lines
+            stream.writelines(f"REMARK {part}\n" for part in
+                              textwrap.wrap(" ".join(remark.split()), CASP_LINE - len("REMARK ")))
         stream.write(f"METHOD Potts model couplings, {score}\n"
-                     # (at most 80 characters a line)
+                     # (at most CASP_LINE characters a line)
                      "METHOD p = score rescaled to [0, 1] over all pairs, not a calibrated "
                      "probability\nMODEL 1\n")
         if sequence:

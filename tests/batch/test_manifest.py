@@ -168,8 +168,9 @@ def test_devices_and_slots():
     assert parse_devices("cpu,cuda:1,cuda:1", cuda_count=2) == ["cpu", "cuda:1"]
     with pytest.raises(DeviceError):
         parse_devices("cuda:0", cuda_count=0)
-    with pytest.raises(InputError):
-        parse_devices("tpu", cuda_count=0)
+    for unknown in ("tpu", "gpu"):  # as every command's --device: auto, cpu, cuda[:N]
+        with pytest.raises(InputError, match=f"unknown device '{unknown}'"):
+            parse_devices(unknown, cuda_count=2)
     cpu = plan_slots(["cpu"], workers=2, threads=None, cores=2)
     assert [(slot.device, slot.threads) for slot in cpu] == [("cpu", 1), ("cpu", 1)]
     assert all(slot.elastic for slot in cpu)

@@ -247,3 +247,28 @@ def test_a_family_finished_before_the_seed_column_gets_the_run_s_seed(tmp_path):
     marker.write_text(json.dumps(done))
     result = run_batch(manifest, outdir, seeded, options)
     assert result.skipped == ["sh3"] and result.records[0]["seed"] == 5
+
+
+def test_another_shard_s_family_finished_before_the_seed_column_gets_the_run_s_seed(tmp_path):
+    """The same for a family that another shard finished: shard 1/2 reads shard 2/2's
+    done.json for its closing summary, and the settings it checks there pin the seed."""
+    import json
+
+    import pandas as pd
+
+    manifest = write_manifest(tmp_path / "input", ids=("a", "b"))
+    outdir = tmp_path / "out"
+    seeded = RunSettings(seed=5, plm=PlmSettings(max_iterations=2))
+
+    def shard(number: int):
+        return run_batch(manifest, outdir, seeded, BatchOptions(
+            devices="cpu", workers=1, threads=1, shard=(number, 2), progress=False))
+
+    assert shard(2).ran == ["b"]
+    marker = outdir / "b" / "done.json"
+    done = json.loads(marker.read_text())
+    del done["result"]["seed"]
+    marker.write_text(json.dumps(done))
+    first = shard(1)
+    assert first.ran == ["a"] and [record["seed"] for record in first.records] == [5, 5]
+    assert list(pd.read_csv(outdir / "summary.tsv", sep="\t")["seed"]) == [5, 5]

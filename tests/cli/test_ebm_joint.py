@@ -32,6 +32,7 @@ def test_toy_train_sample_predict(tmp_path):
                     "--plot-steps", "5")
     assert result.exit_code == 0, result.output
     assert model.exists() and plot.stat().st_size > 0
+    assert f"sampling the panels of {plot}: 800 chains, 5 steps each" in result.stderr
 
     samples = tmp_path / "samples.npz"
     result = invoke("sample", str(model), "-n", "16", "--given", "1=1", "--steps", "3",

@@ -88,6 +88,34 @@ def test_resume_after_sigkill_ends_identical(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
 
 
+def test_quiet_ctrl_c_still_says_how_to_continue(tmp_path):
+    """-q drops progress, not the outcome: an interrupted fit says that its checkpoint holds
+    the last update and that --resume continues (it said only "error: interrupted")."""
+    output = tmp_path / "cut.npz"
+    command = [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, "
+               "signal.default_int_handler); from potts_gwg.cli.entry import run; run()",
+               "fit", str(EXAMPLE_MSA), "--method", "gwg", "--seed", "3", "--max-iterations",
+               "1000000", "--max-time", "120", "--checkpoint-interval", "0.001", "-o",
+               str(output), *SMALL]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while checkpoint_iteration(checkpoint_path(output)) < 1:  # PCD runs: updates saved
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+        process.wait()
+    lines = process.stderr.read().splitlines()
+    process.stderr.close()
+    assert len(lines) == 2 and lines[1] == "error: interrupted", lines
+    assert re.fullmatch(r"interrupted after update \d+: .*cut\.checkpoint\.npz holds it; the "
+                        r"same command with --resume continues", lines[0]), lines
+
+
 @pytest.mark.parametrize("signum, repeats, exit_code, last_line", [
     (signal.SIGINT, 1, 130, "error: interrupted"),
     # A closed terminal: the shell and the kernel each send SIGHUP, at once.

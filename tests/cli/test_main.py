@@ -17,7 +17,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from potts_gwg.cli.main import COMMANDS, EXIT_INTERRUPTED, EXIT_TERMINATED, main
-from potts_gwg.cli.options import DeviceName
+from potts_gwg.cli.options import DeviceName, FiniteFloatRange
 
 from potts_gwg.device import note_memory_estimate
 
@@ -305,16 +305,23 @@ def test_help_usage_errors_and_contacts_run_without_importing_torch(example_mode
     result, imported = run_probing_torch("fit", EXAMPLE_MSA, "-o", tmp_path / "m.npz", "-q",
                                          "--max-iterations", "1")
     assert result.returncode == 0 and imported, result.stderr
-def commands_with(option: str, group: click.Group = main, prefix=()):
-    """(path, parameter) of every command under ``group`` that takes ``option``."""
+
+
+def every_parameter(group: click.Group = main, prefix=()):
+    """(path, parameter) of every parameter of every command under ``group``."""
     context = click.Context(group)
     for name in group.list_commands(context):
         command = group.get_command(context, name)
         if isinstance(command, click.Group):
-            yield from commands_with(option, command, (*prefix, name))
+            yield from every_parameter(command, (*prefix, name))
         for parameter in command.params:
-            if option in parameter.opts:
-                yield (*prefix, name), parameter
+            yield (*prefix, name), parameter
+
+
+def commands_with(option: str):
+    """(path, parameter) of every command that takes ``option``."""
+    return ((path, parameter) for path, parameter in every_parameter()
+            if option in parameter.opts)
 
 
 def test_every_device_option_takes_the_same_names():
@@ -340,4 +347,25 @@ def test_every_seed_out_of_range_is_a_one_line_error(tmp_path, monkeypatch):
             assert result.exit_code == 2, (path, result.output)
             assert result.stderr == (f"error: --seed must lie in 0..{2 ** 63 - 1}, got "
                                      f"{seed}\n"), path
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_real_option_refuses_nan_and_infinity(tmp_path, monkeypatch):
+    """click's FloatRange takes nan (it passes every bound) and inf; the settings then failed
+    with an internal error (exit 70, "report it"). Every real-valued option is a
+    FiniteFloatRange, and nan or inf is a usage error that writes nothing."""
+    monkeypatch.chdir(tmp_path)
+    reals = [(path, parameter) for path, parameter in every_parameter()
+             if isinstance(parameter.type, click.FloatRange)]
+    assert {("fit",), ("msa-info",), ("sample",), ("batch",), ("ebm", "train")} <= \
+        {path for path, _ in reals}
+    for path, parameter in reals:
+        assert isinstance(parameter.type, FiniteFloatRange), (path, parameter.opts)
+    for arguments in (["fit", str(EXAMPLE_MSA), "--lambda-h", "nan"],
+                      ["fit", str(EXAMPLE_MSA), "--method", "gwg", "--max-time", "inf"],
+                      ["msa-info", str(EXAMPLE_MSA), "--theta", "nan"],
+                      ["batch", str(EXAMPLE_MSA), "-o", "out", "--lambda-j", "inf"]):
+        result = CliRunner().invoke(main, arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert "is not a finite number" in result.stderr and "internal" not in result.stderr
     assert list(tmp_path.iterdir()) == []

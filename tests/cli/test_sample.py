@@ -67,6 +67,22 @@ def test_same_seed_writes_the_same_file(tiny_model, tmp_path):
     assert run("a.fasta", "11") != run("c.fasta", "12")
 
 
+def test_an_output_name_ending_in_gz_is_gzipped(tiny_model, tmp_path):
+    """As the readers take .gz alignments: s.fasta.gz holds the same records, compressed,
+    and the same seed gives the same bytes (no time stamp in the gzip header)."""
+    import gzip
+
+    def written(name):
+        out = tmp_path / name
+        assert CliRunner().invoke(main, ["sample", str(tiny_model), "-n", "40", "--seed", "3",
+                                         "--device", "cpu", "-o", str(out)]).exit_code == 0
+        return out.read_bytes()
+
+    packed = written("s.fasta.gz")
+    assert packed[:2] == b"\x1f\x8b" and gzip.decompress(packed) == written("s.fasta")
+    assert written("again.fasta.GZ") == packed
+
+
 def test_threads_sets_torchs_threads_and_keeps_the_samples(tiny_model, tmp_path):
     import torch
 
@@ -212,7 +228,12 @@ def test_compare_msa_takes_the_query_options(example_model, tmp_path):
     arguments = ["sample", str(example_model), "-n", "20", "--device", "cpu", "-o",
                  str(tmp_path / "s.fasta"), "--compare-msa", str(msa)]
     refused = CliRunner().invoke(main, arguments)
-    assert refused.exit_code == 2 and "2O9S_A" in refused.stderr
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "query '2O9S_A' is not the name of any of the 919 records" in refused.stderr
+    assert "(query '2O9S_A' is the model's, from its fit; name this alignment's with --query, " \
+        "--query-index or --query-file)" in refused.stderr
+    named = CliRunner().invoke(main, [*arguments, "--query", "nope"])  # the user's own name
+    assert named.exit_code == 2 and "the model's" not in named.stderr
     result = CliRunner().invoke(main, [*arguments, "--query-file", str(query)])
     assert result.exit_code == 0, result.output
     assert "samples vs" in result.stdout

@@ -48,3 +48,13 @@ def test_casp_p_is_the_pair_s_whatever_the_separation_filter():
     assert [(i, j, p) for i, j, _, _, p in rows] == [("1", "4", "1.0000"), ("1", "3", "0.3333"),
                                                      ("2", "4", "0.0000")]
     assert max(len(line) for line in written("casp")) <= 80
+
+
+def test_casp_remarks_longer_than_a_line_are_wrapped_without_losing_text():
+    path = "/data/" + "a-very-long-folder-name/" * 6 + "model.npz"
+    remark = f"scores of   {path} (seed 7)"
+    lines = [line for line in written("casp", remarks=(remark, "short")) if
+             line.startswith("REMARK")]
+    assert max(len(line) for line in lines) <= 80 and lines[-1] == "REMARK short"
+    assert "".join(line[len("REMARK "):] for line in lines[:-1]).replace(" ", "") == \
+        remark.replace(" ", "")
