@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import subprocess
 import sys
@@ -74,9 +75,12 @@ def gap_field_fixed():
         yield
 
 
-def fit_command(family, model: Path, theta: float | None) -> list[str]:
-    return ["potts-gwg", "fit", str(family.msa), "-o", str(model), "--method", "plm",
-            "--device", "cpu", "--seed", "0", "-q", "--threads", "1", *family.query_arguments,
+def fit_command(variant: str, family, model: Path, theta: float | None) -> list[str]:
+    """The child process that fits ``family`` under ``variant``: ``potts-gwg fit`` run by
+    this script (which patches the objective first for ``gap_field_fixed``)."""
+    return [sys.executable, str(Path(__file__).resolve()), FIT_IN_CHILD, variant, "fit",
+            str(family.msa), "-o", str(model), "--method", "plm", "--device", "cpu", "--seed",
+            "0", "-q", "--threads", "1", *family.query_arguments,
             *(["--theta", repr(theta)] if theta is not None else [])]
 
 
@@ -114,7 +118,7 @@ def main() -> None:
             model = arguments.work / variant / f"{family.id}.npz"
             theta = ccmpred_theta(lengths[family.id]) if variant == "ccmpred_neighbours" \
                 else None
-            commands[variant, family.id] = (model, fit_command(family, model, theta))
+            commands[variant, family.id] = (model, fit_command(variant, family, model, theta))
     to_fit = [(variant, family_id, model, command)
               for (variant, family_id), (model, command) in commands.items() if not model.exists()]
     with ThreadPoolExecutor(arguments.jobs) as pool:
@@ -151,17 +155,14 @@ def main() -> None:
 
 
 def query_length(family) -> int:
-    import json
-
-    result = subprocess.run(["potts-gwg", "msa-info", str(family.msa), "--json",
+    result = subprocess.run(["potts-gwg", "msa-info", str(family.msa), "--json", "--threads", "1",
                              *family.query_arguments], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)["length"]
 
 
 def run_fit(variant: str, family_id: str, model: Path, command: list[str]):
     model.parent.mkdir(parents=True, exist_ok=True)
-    child = [sys.executable, __file__, FIT_IN_CHILD, variant, *command[1:]]
-    result = subprocess.run(child, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     print(f"{variant} {family_id}: {result.stdout.strip()}", flush=True)
     return variant, family_id, result.stderr.strip() if result.returncode else None
 

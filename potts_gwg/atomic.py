@@ -143,8 +143,10 @@ def _current_umask() -> int:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file for writing; it becomes ``path`` only if the block succeeds."""
-    with atomic_path(path) as temporary, open(temporary, mode) as stream:
+    """Open a temporary file for writing (text: UTF-8, whatever the locale); it becomes
+    ``path`` only if the block succeeds."""
+    encoding = None if "b" in mode else "utf-8"
+    with atomic_path(path) as temporary, open(temporary, mode, encoding=encoding) as stream:
         yield stream
         stream.flush()
         os.fsync(stream.fileno())

@@ -58,10 +58,9 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
                           for i, j, value in zip(first, second, values))
     elif format == "casp":
         score = "Frobenius norm with APC" if apc else "Frobenius norm, no APC"
-        stream.write(f"PFRMAT RR\nTARGET {target}\nAUTHOR potts-gwg\n")
-        for remark in remarks:  # a long one (a model file's path) goes on several lines
-            stream.writelines(f"REMARK {part}\n" for part in
-                              textwrap.wrap(" ".join(remark.split()), CASP_LINE - len("REMARK ")))
+        stream.write(f"PFRMAT RR\nTARGET {_ascii(target)}\nAUTHOR potts-gwg\n")
+        for remark in remarks:
+            stream.writelines(f"REMARK {part}\n" for part in _remark_lines(remark))
         stream.write(f"METHOD Potts model couplings, {score}\n"
                      # (at most CASP_LINE characters a line)
                      "METHOD p = score rescaled to [0, 1] over all pairs, not a calibrated "
@@ -74,6 +73,20 @@ def dump_contacts(stream: IO[str], format: str, scores: np.ndarray, min_separati
         stream.writelines(f"{i + 1} {j + 1} 0 {CASP_CUTOFF_ANGSTROM} {p:.4f}\n"
                           for i, j, p in zip(first, second, probabilities))
         stream.write("END\n")
+
+
+def _ascii(text: str) -> str:
+    """``text`` with its whitespace runs as one space and its other characters than ASCII as
+    backslash escapes (also a file name's bytes that are no UTF-8, held as surrogates)."""
+    return " ".join(text.split()).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _remark_lines(remark: str) -> list[str]:
+    """``remark`` (:func:`_ascii`) on lines of at most CASP_LINE characters with their
+    ``REMARK `` prefix; a break keeps its space at the line's end, so the lines joined give
+    the remark back."""
+    return textwrap.wrap(_ascii(remark), CASP_LINE - len("REMARK "), drop_whitespace=False,
+                         break_on_hyphens=False)
 
 
 def _pair_range(scores: np.ndarray) -> tuple[float, float]:

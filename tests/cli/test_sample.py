@@ -80,6 +80,7 @@ def test_an_output_name_ending_in_gz_is_gzipped(tiny_model, tmp_path):
 
     packed = written("s.fasta.gz")
     assert packed[:2] == b"\x1f\x8b" and gzip.decompress(packed) == written("s.fasta")
+    assert packed[4:8] == bytes(4) and packed[3] & 0x08 == 0  # no time stamp, no name
     assert written("again.fasta.GZ") == packed
 
 

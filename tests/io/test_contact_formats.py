@@ -51,10 +51,16 @@ def test_casp_p_is_the_pair_s_whatever_the_separation_filter():
 
 
 def test_casp_remarks_longer_than_a_line_are_wrapped_without_losing_text():
-    path = "/data/" + "a-very-long-folder-name/" * 6 + "model.npz"
+    path = "/data/my folder/" + "a-very-long-folder-name/" * 6 + "model.npz"
     remark = f"scores of   {path} (seed 7)"
     lines = [line for line in written("casp", remarks=(remark, "short")) if
              line.startswith("REMARK")]
     assert max(len(line) for line in lines) <= 80 and lines[-1] == "REMARK short"
-    assert "".join(line[len("REMARK "):] for line in lines[:-1]).replace(" ", "") == \
-        remark.replace(" ", "")
+    assert "".join(line[len("REMARK "):] for line in lines[:-1]) == " ".join(remark.split())
+
+
+def test_casp_remarks_escape_what_is_not_ascii():
+    """A model path that is no UTF-8 (bytes held as surrogates) was an internal error."""
+    remark = "model /data/m\udcff\u00e9.npz"
+    lines = written("casp", remarks=(remark,), target="m\udcff")
+    assert "TARGET m\\udcff" in lines and "REMARK model /data/m\\udcff\\xe9.npz" in lines
