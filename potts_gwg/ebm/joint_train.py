@@ -70,6 +70,9 @@ def train_joint(joint: JointEnergy, x: Tensor, y: Tensor, labelled: Tensor,
     if y.shape != (x.shape[0], joint.n_labels) or labelled.shape != (x.shape[0],):
         raise InputError(f"labels must be ({x.shape[0]}, {joint.n_labels}) with a "
                          f"({x.shape[0]},) mask; got {tuple(y.shape)}, {tuple(labelled.shape)}")
+    if y.is_floating_point() or y.is_complex():
+        raise InputError(f"labels y must be integers, got {y.dtype} (.long() would truncate "
+                         "them silently)")
     labelled = labelled.bool()
     y = torch.where(labelled.unsqueeze(1), y.long(), torch.zeros_like(y).long())
     joint.validate(x, y)

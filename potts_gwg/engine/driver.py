@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from ..settings import integer
 from .diagnostics import effective_sample_size
 from .energies import EnergyModel
 from .samplers.base import ChainState, Sampler
@@ -25,7 +26,7 @@ class Diagnostics:
     sites_changed_per_step: float  # mean number of sites changed per chain-step
     statistic: Tensor             # (n_samples, B) the scalar statistic at each sample
     ess_per_chain: Tensor         # (B,) float64, NaN where the statistic never moved
-    ess: float                    # Σ over chains (chains are independent)
+    ess: float                    # Σ over chains (independent); NaN when every chain's is
     steps: Tensor                 # (n_samples,) step number of each sample (1-based)
     seconds: float                # wall time of the stepping loop
 
@@ -37,9 +38,9 @@ def prepare_run(n_samples: int, burn_in: int, thin: int, generator: torch.Genera
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator (on the chains' device) or None, "
                         f"got {type(generator).__name__}")
-    if n_samples < 1 or burn_in < 0 or thin < 1:
-        raise ValueError(f"need n_samples >= 1, burn_in >= 0, thin >= 1; got {n_samples}, "
-                         f"{burn_in}, {thin}")
+    for name, value, least in (("n_samples", n_samples, 1), ("burn_in", burn_in, 0),
+                               ("thin", thin, 1)):
+        integer(name, value, least=least)  # (2.5 failed deep inside torch)
     if generator is None:
         generator = torch.Generator(device=device)
         generator.seed()
@@ -94,6 +95,6 @@ def run_chains(sampler: Sampler, model: EnergyModel, x0: Tensor, n_samples: int,
         sites_changed_per_step=float(changed.double().mean()) / sampling_steps,
         statistic=trace.cpu(),
         ess_per_chain=ess,
-        ess=float(ess.nansum()),
+        ess=float(ess.nansum()) if bool(ess.isfinite().any()) else float("nan"),
         steps=burn_in + thin * torch.arange(1, n_samples + 1),
         seconds=seconds)

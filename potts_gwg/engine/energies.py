@@ -161,12 +161,25 @@ class EnergyModel(nn.Module, ABC):
         raise self._fail(x, "wrong shape")
 
 
+def checked_parameter(value: Tensor, ndim: int, shape: str, name: str) -> Tensor:
+    """``value`` as a finite float tensor with ``ndim`` non-empty dimensions (``shape`` says
+    which, for the message): a model's parameters are checked once, when it is made."""
+    tensor = torch.as_tensor(value)
+    if tensor.ndim != ndim or not tensor.is_floating_point() or 0 in tensor.shape:
+        raise ValueError(f"{name} must be {shape} floats, got {tuple(tensor.shape)} "
+                         f"{tensor.dtype}")
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} must be finite: it holds NaN or infinite values")
+    return tensor
+
+
 class BernoulliEnergy(EnergyModel):
     """Independent bits: f(x) = θ·x, θ ``(D,)`` logits."""
 
     kind = "binary"
 
     def __init__(self, logits: Tensor):
+        logits = checked_parameter(logits, 1, "(D,)", "logits")
         super().__init__(logits.shape[0], 2)
         self.register_buffer("logits", logits)
 
@@ -180,6 +193,7 @@ class CategoricalEnergy(EnergyModel):
     kind = "categorical"
 
     def __init__(self, logits: Tensor):
+        logits = checked_parameter(logits, 2, "(L, q)", "logits")
         super().__init__(*logits.shape)
         self.register_buffer("logits", logits)
 
@@ -196,6 +210,8 @@ class IsingEnergy(EnergyModel):
     kind = "binary"
 
     def __init__(self, coupling: Tensor, bias: Tensor):
+        bias = checked_parameter(bias, 1, "(D,)", "bias")
+        coupling = checked_parameter(coupling, 2, "(D, D)", "coupling")
         dim = bias.shape[0]
         if coupling.shape != (dim, dim):
             raise ValueError(f"coupling must be ({dim}, {dim}), got {tuple(coupling.shape)}")

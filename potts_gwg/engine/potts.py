@@ -16,6 +16,8 @@ G[(i, b), (j, a)] = J[i, j, b, a], so that
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -52,7 +54,10 @@ class PottsEnergy(LocalFieldEnergy):
         couplings = J.permute(0, 2, 1, 3).reshape(length * n_states, length * n_states)
         if bool(J.diagonal(dim1=0, dim2=1).any()):
             raise ValueError("J must be zero on the diagonal blocks J[i, i]")
-        scale = max(1.0, float(couplings.abs().max()))
+        largest = float(couplings.abs().max()) if couplings.numel() else 0.0  # NaN if any
+        if not math.isfinite(largest) or not bool(torch.isfinite(h).all()):
+            raise ValueError("h and J must be finite: they hold NaN or infinite values")
+        scale = max(1.0, largest)
         if float((couplings - couplings.T).abs().max()) > SYMMETRY_TOLERANCE * scale:
             raise ValueError("J is not symmetric: J[i, j, a, b] != J[j, i, b, a]")
         self.register_buffer("h", h.clone())   # never an alias of the caller's array

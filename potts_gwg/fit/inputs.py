@@ -82,5 +82,10 @@ def potts_parameters(h, J, device: torch.device | str | None) -> tuple[Tensor, T
         raise FitInputError(f"J must be (L, L, q, q) = {expected} floats for h of shape "
                             f"{(length, n_states)}; got {tuple(couplings.shape)} "
                             f"{couplings.dtype}")
-    return (fields.to(device=device, dtype=torch.float32),
-            couplings.to(device=device, dtype=torch.float32))
+    fields = fields.to(device=device, dtype=torch.float32)
+    couplings = couplings.to(device=device, dtype=torch.float32)
+    # (one site's block at a time: no J-sized temporary; float32 overflow counts too)
+    for name, blocks in (("h", (fields,)), ("J", couplings)):
+        if not all(bool(torch.isfinite(block).all()) for block in blocks):
+            raise FitInputError(f"{name} contains NaN or infinite values (as float32)")
+    return fields, couplings

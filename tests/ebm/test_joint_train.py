@@ -81,6 +81,16 @@ def test_training_is_deterministic_for_a_seed():
     assert torch.equal(runs[0], runs[1])
 
 
+def test_float_labels_are_refused_not_truncated():
+    """0.9 (or −0.7) became label 0 through .long() and trained without a word."""
+    x, y, *_ = toy_split(2)
+    model = MLPJointEnergy(2, 3, hidden=(8,))
+    config = JointTrainingConfig(**{**SMALL, "iterations": 1})
+    with pytest.raises(InputError, match="labels y must be integers, got torch.float32"):
+        train_joint(model, x, torch.full(y.shape, 0.9), torch.ones(len(x), dtype=torch.bool),
+                    config, torch.Generator().manual_seed(3))
+
+
 def test_model_and_data_files_round_trip(tmp_path):
     torch.manual_seed(0)
     model = MLPJointEnergy(2, 3, n_states=4, label_kind="categorical", hidden=(5, 6))

@@ -78,10 +78,25 @@ def test_progress_bar_is_silent_when_stderr_is_not_a_terminal(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_bad_run_lengths_are_refused():
-    with pytest.raises(ValueError, match="n_samples >= 1"):
+@pytest.mark.parametrize("lengths, error, message", [
+    ({"n_samples": 0}, ValueError, "n_samples must be >= 1, got 0"),
+    ({"n_samples": 2.5}, TypeError, "n_samples must be an integer, got 2.5"),
+    ({"n_samples": 2, "thin": 1.5}, TypeError, "thin must be an integer"),
+    ({"n_samples": 2, "burn_in": -1}, ValueError, "burn_in must be >= 0"),
+])
+def test_bad_run_lengths_are_refused(lengths, error, message):
+    with pytest.raises(error, match=message):
         run_chains(GibbsSampler(), random_potts(), torch.zeros(2, 4, dtype=torch.long),
-                   n_samples=0, progress=False)
+                   progress=False, **lengths)
+
+
+def test_ess_is_nan_when_no_chain_has_one():
+    """Fewer than 4 samples per chain: every chain's ESS is NaN, and so is the total (it
+    read 0.0, as if the chains had not mixed at all)."""
+    _, diagnostics = run_chains(GibbsSampler(), random_potts(),
+                                torch.zeros(3, 4, dtype=torch.long), n_samples=2,
+                                generator=torch.Generator().manual_seed(0), progress=False)
+    assert diagnostics.ess_per_chain.isnan().all() and math.isnan(diagnostics.ess)
 
 
 def test_a_seed_in_place_of_a_generator_is_refused():

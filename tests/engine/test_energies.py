@@ -76,6 +76,20 @@ def test_independent_models_and_ising_formulas():
     torch.testing.assert_close(ising((spins + 1) / 2), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: BernoulliEnergy(torch.randn(3, 4)), r"logits must be \(D,\) floats, got \(3, 4\)"),
+    (lambda: BernoulliEnergy(torch.tensor([0.0, float("nan")])), "finite"),
+    (lambda: CategoricalEnergy(torch.randn(4)), r"logits must be \(L, q\) floats, got \(4,\)"),
+    (lambda: CategoricalEnergy(torch.zeros(3, 2, dtype=torch.long)), "floats"),
+    (lambda: IsingEnergy(torch.full((2, 2), float("nan")), torch.zeros(2)),
+     "coupling must be finite"),
+])
+def test_parameters_are_checked_when_the_model_is_made(make, message):
+    """A (3, 4) Bernoulli table gave (batch, 4) energies and failed later, inside the driver."""
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_binary_first_order_differences_are_exact_for_ising():
     # f is linear in each spin (zero diagonal), so d̃ = −(2x − 1) ⊙ ∇f is the exact Δf.
     ising = random_ising(dim=8)

@@ -72,6 +72,8 @@ def test_project_restores_symmetric_couplings_with_zero_diagonal_blocks():
 @pytest.mark.parametrize("J_change, message", [
     (lambda J: J.__setitem__((0, 1, 0, 1), J[0, 1, 0, 1] + 1), "not symmetric"),
     (lambda J: J.__setitem__((2, 2, 0, 0), 1.0), "diagonal"),
+    (lambda J: J.__setitem__((0, 1, 0, 1), float("nan")), "finite"),
+    (lambda J: J.__setitem__((0, 1, 0, 1), float("inf")), "finite"),
 ])
 def test_invalid_couplings_are_refused(J_change, message):
     model = random_potts(length=4, n_states=3)
@@ -81,6 +83,8 @@ def test_invalid_couplings_are_refused(J_change, message):
         PottsEnergy(model.h, J)
     with pytest.raises(ValueError, match="shape"):
         PottsEnergy(model.h, J[:3])
+    with pytest.raises(ValueError, match="finite"):  # a NaN field froze GWG's chains
+        PottsEnergy(model.h * float("nan"), model.J)
 
 
 def brute_force_log_proposal(model: PottsEnergy, x: torch.Tensor) -> torch.Tensor:

@@ -88,6 +88,11 @@ def test_potts_parameters_check_shapes():
         potts_parameters(h, J[:2], "cpu")
     with pytest.raises(FitInputError, match=r"h must be \(L, q\) floats"):
         potts_parameters(h.astype(np.int64), J, "cpu")
+    for name, bad in (("h", (h + np.eye(3, Q) * np.nan, J)),
+                      ("J", (h, np.where(np.arange(Q) == 1, np.inf, J))),
+                      ("J", (h, J + 1e300))):  # finite float64, inf as float32
+        with pytest.raises(FitInputError, match=f"{name} contains NaN or infinite values"):
+            potts_parameters(*bad, "cpu")
 
 
 def test_fits_take_numpy_or_torch_alike(sequences):

@@ -258,3 +258,15 @@ def test_a_state_continued_with_other_chains_or_optimizer_is_refused(known_model
         fit_pcd(x, weights, N_STATES, state, dataclasses.replace(settings, n_chains=32))
     with pytest.raises(ValueError, match="another optimizer than 'adam'"):
         fit_pcd(x, weights, N_STATES, state, dataclasses.replace(settings, optimizer="adam"))
+
+
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (2 ** 63, ValueError),
+                                         (1.5, TypeError), (None, TypeError)])
+def test_initial_state_checks_the_seed(seed, error):
+    """As fit --seed: 0..2^63 - 1 (a float or None failed inside torch, -1 was taken)."""
+    h0, J0 = torch.zeros(3, 2), torch.zeros(3, 3, 2, 2)
+    x = torch.zeros(4, 3, dtype=torch.long)
+    with pytest.raises(error, match="seed"):
+        initial_state(h0, J0, x, torch.ones(4), PcdSettings(n_chains=4), seed)
+    assert initial_state(h0, J0, x, torch.ones(4), PcdSettings(n_chains=4),
+                         np.int64(3)).chains.shape == (4, 3)

@@ -101,6 +101,14 @@ def test_numpy_numbers_in_the_meta_are_stored_as_json_numbers(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.npz"]
 
 
+def test_parameters_beyond_float32_are_refused_before_writing(tmp_path):
+    """Finite as float64, inf in the float32 file: load_model would refuse what was saved."""
+    h, J = np.full((2, 3), 1e300), np.zeros((2, 2, 3, 3))
+    with pytest.raises(InputError, match="exceeds the range of float32"):
+        save_model(tmp_path / "m.npz", PottsModel(h, J, "AC-", {}))
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_tensors_are_saved_and_a_meta_that_is_not_a_dict_is_refused(tmp_path):
     import torch
 
