@@ -33,7 +33,7 @@ from .fit.inputs import encoded_sequences
 from .fit.statistics import one_hot_rows
 from .ordered_sums import ordered_sum
 from .progress import progress_bar
-from .settings import DEFAULT_THETA
+from .settings import DEFAULT_THETA, integer
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
 CENTRES_PER_ROUND = 256      # centres drawn per round
@@ -45,6 +45,7 @@ PIVOTS = 16                  # centres whose distances filter a shell's candidat
 COMPARE_BLOCK_BYTES = 2**23   # bytes compared at once by the CPU kernel (stays in cache)
 SHALLOW_NEFF_PER_LENGTH = 1.0  # below this, coevolution contacts are mostly noise
 MAX_STATES = 256             # states are compared as uint8 bytes
+KERNELS = (None, "compare", "matmul")  # None: compare on CPU, matmul elsewhere
 CENTRE_SEED = 0              # centres are drawn with a fixed seed: the result never depends on it
 
 
@@ -66,9 +67,12 @@ def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int,
     """
     if not 0.0 < theta <= 1.0:
         raise ValueError(f"theta must be in (0, 1], got {theta}")
+    n_states = integer("n_states", n_states, least=1)
     if n_states > MAX_STATES:
         raise ValueError(f"n_states must be at most {MAX_STATES} (states are compared as "
                          f"bytes), got {n_states}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     is_tensor = torch.is_tensor(indices)
     device = torch.device(device) if device is not None else (
         indices.device if is_tensor else torch.device("cpu"))

@@ -102,6 +102,18 @@ def test_theta_outside_the_unit_interval_is_refused(theta):
         sequence_weights(np.zeros((3, 4), dtype=np.uint8), 21, theta=theta)
 
 
+@pytest.mark.parametrize("change, error, message", [
+    ({"n_states": 5.0}, TypeError, "n_states must be an integer, got 5.0"),
+    ({"n_states": 0}, ValueError, "n_states must be >= 1, got 0"),
+    ({"kernel": "fast"}, ValueError, "kernel must be one of"),
+])
+def test_bad_settings_name_themselves(change, error, message):
+    arguments = {"n_states": 21, **change}
+    with pytest.raises(error, match=message):
+        sequence_weights(np.zeros((3, 4), dtype=np.uint8), arguments.pop("n_states"),
+                         **arguments)
+
+
 def test_tensor_input_and_progress_bar(capsys):
     indices = clustered(np.random.default_rng(3), 1500, 30, n_ancestors=5)
     expected = reference_weights(indices, 21, 0.8)

@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..engine import EnergyModel, GWGSampler
+from ..engine.driver import checked_generator
 from ..errors import InputError, NumericalError
 from ..settings import integer
 from .networks import IndependentSites
@@ -110,9 +111,7 @@ def annealed_importance_sampling(model: EnergyModel, base: IndependentSites,
         raise InputError(str(error)) from None
     betas = temperatures(n_temperatures, schedule).tolist()
     device = base.table.device
-    if generator is None:
-        generator = torch.Generator(device=device)
-        generator.seed()
+    generator = checked_generator(generator, device)
     annealed = AnnealedEnergy(model, base)
     sampler = GWGSampler()
     x = base.sample(n_chains, generator)

@@ -164,6 +164,10 @@ class PCDTrainer:
         """Update until ``iterations`` updates in all (counting earlier ones of a resumed
         run) or ``max_seconds`` of this call. ``checkpoint()`` is called every
         ``checkpoint_every`` updates (0: never). Progress bar on a terminal's stderr."""
+        iterations = integer("iterations", iterations, least=0)  # (2.5 ran 3 updates)
+        checkpoint_every = integer("checkpoint_every", checkpoint_every, least=0)
+        if max_seconds is not None:
+            max_seconds = real("max_seconds", max_seconds, least=0.0)
         bar = tqdm(total=iterations, initial=self.iteration, desc=f"PCD ({self.config.sampler})",
                    unit="update", leave=False, disable=not (progress and sys.stderr.isatty()))
         start = time.perf_counter()

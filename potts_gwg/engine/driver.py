@@ -31,20 +31,27 @@ class Diagnostics:
     seconds: float                # wall time of the stepping loop
 
 
-def prepare_run(n_samples: int, burn_in: int, thin: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Generator:
-    """Check a run's lengths; return ``generator``, or a fresh randomly seeded one on
-    ``device`` when it is None. Shared by every chain driver."""
+def checked_generator(generator: torch.Generator | None, device: torch.device
+                      ) -> torch.Generator:
+    """``generator``, or a fresh randomly seeded one on ``device`` when it is None; anything
+    else (a seed, a numpy generator) is a TypeError here rather than deep inside torch."""
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator (on the chains' device) or None, "
                         f"got {type(generator).__name__}")
-    for name, value, least in (("n_samples", n_samples, 1), ("burn_in", burn_in, 0),
-                               ("thin", thin, 1)):
-        integer(name, value, least=least)  # (2.5 failed deep inside torch)
     if generator is None:
         generator = torch.Generator(device=device)
         generator.seed()
     return generator
+
+
+def prepare_run(n_samples: int, burn_in: int, thin: int, generator: torch.Generator | None,
+                device: torch.device) -> torch.Generator:
+    """Check a run's lengths and its generator (:func:`checked_generator`). Shared by every
+    chain driver."""
+    for name, value, least in (("n_samples", n_samples, 1), ("burn_in", burn_in, 0),
+                               ("thin", thin, 1)):
+        integer(name, value, least=least)  # (2.5 failed deep inside torch)
+    return checked_generator(generator, device)
 
 
 def run_chains(sampler: Sampler, model: EnergyModel, x0: Tensor, n_samples: int,

@@ -183,6 +183,9 @@ def fit_plm(indices: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tens
     the objective is in nats per site and effective sequence.
     """
     settings = settings or PlmSettings()
+    if not isinstance(settings, PlmSettings):
+        raise TypeError(f"settings must be a PlmSettings, got {type(settings).__name__} "
+                        "(e.g. PlmSettings(max_iterations=50))")
     start = time.perf_counter()
     device = resolve_device(device) if isinstance(device, str) else device
     n_states = integer("n_states", n_states, least=1)

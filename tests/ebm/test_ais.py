@@ -131,6 +131,9 @@ def test_bad_settings_are_input_errors():
         annealed_importance_sampling(random_rbm(0), skewed_base(1), n_chains=1)
     with pytest.raises(InputError, match="does not match"):
         annealed_importance_sampling(random_rbm(0), IndependentSites(torch.zeros(DIM + 1, 2)))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator .* got int"):
+        annealed_importance_sampling(random_rbm(0), skewed_base(1), generator=0,
+                                     progress=False)  # a seed failed inside torch
 
 
 @pytest.mark.parametrize("change, message", [

@@ -133,6 +133,8 @@ def test_fit_refusals_name_the_argument(sequences):
         fit_pcd(sequences[:, :4], weights, Q, state, pcd)
     with pytest.raises(FitInputError, match="^data .* in 0..3; got values from 0 to 4"):
         fit_pcd(sequences, weights, Q - 1, state, pcd)
+    with pytest.raises(TypeError, match="settings must be a PlmSettings, got dict"):
+        fit_plm(sequences, weights, Q, {"max_iterations": 2})
 
 
 def test_sequence_weights_refuse_more_states_than_bytes(sequences):

@@ -24,6 +24,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from ...settings import integer
 from ..draws import draw_from_logits, site_log_masses
 from ..energies import EnergyModel
 from ..mh import metropolis_hastings, select
@@ -42,10 +43,8 @@ class GWGSampler(Sampler):
     """
 
     def __init__(self, n_flips: int = 1, local_fields: bool = True):
-        if n_flips < 1:
-            raise ValueError(f"n_flips must be >= 1, got {n_flips}")
         super().__init__(local_fields)
-        self.n_flips = n_flips
+        self.n_flips = integer("n_flips", n_flips, least=1)  # (2.0 failed in its first step)
 
     def uses_fields(self, model: EnergyModel) -> bool:
         return self.n_flips == 1 and super().uses_fields(model)

@@ -35,3 +35,11 @@ def test_gwg_draws_changes_with_its_proposal_probabilities(monkeypatch, model_na
     assert float(counts[expected == 0].sum()) == 0
     tolerance = frequency_tolerance(DRAWS, int((expected > 0).sum()))
     assert 0.5 * float((counts - expected).abs().sum()) < tolerance
+
+
+@pytest.mark.parametrize("n_flips, error", [(0, ValueError), (2.0, TypeError),
+                                            (True, TypeError)])
+def test_n_flips_is_a_positive_integer(n_flips, error):
+    """2.0 and True were taken and failed inside the first step."""
+    with pytest.raises(error, match="n_flips"):
+        GWGSampler(n_flips=n_flips)
