@@ -341,7 +341,8 @@ def run_joint_chains(sampler: JointSampler, joint: JointEnergy, x0: Tensor, y0: 
                      generator: torch.Generator | None = None) -> JointRun:
     """Run ``B = len(x0)`` chains for ``burn_in + n_samples · thin`` steps, keeping the state
     after steps burn_in + thin, burn_in + 2·thin, … (as the engine's ``run_chains``)."""
-    generator = prepare_run(n_samples, burn_in, thin, generator, x0.device)
+    n_samples, burn_in, thin, generator = prepare_run(n_samples, burn_in, thin, generator,
+                                                      x0.device)
     state = sampler.init(joint, x0, y0)
     xs = torch.empty((n_samples, *state.x.shape), dtype=state.x.dtype, device=state.x.device)
     ys = torch.empty((n_samples, *state.y.shape), dtype=torch.long, device=state.y.device)

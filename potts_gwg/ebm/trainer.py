@@ -166,8 +166,8 @@ class PCDTrainer:
         ``checkpoint_every`` updates (0: never). Progress bar on a terminal's stderr."""
         iterations = integer("iterations", iterations, least=0)  # (2.5 ran 3 updates)
         checkpoint_every = integer("checkpoint_every", checkpoint_every, least=0)
-        if max_seconds is not None:
-            max_seconds = real("max_seconds", max_seconds, least=0.0)
+        if max_seconds is not None and not float(max_seconds) >= 0:  # inf: no limit
+            raise ValueError(f"max_seconds must be >= 0 or None, got {max_seconds}")
         bar = tqdm(total=iterations, initial=self.iteration, desc=f"PCD ({self.config.sampler})",
                    unit="update", leave=False, disable=not (progress and sys.stderr.isatty()))
         start = time.perf_counter()

@@ -45,13 +45,12 @@ def checked_generator(generator: torch.Generator | None, device: torch.device
 
 
 def prepare_run(n_samples: int, burn_in: int, thin: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Generator:
-    """Check a run's lengths and its generator (:func:`checked_generator`). Shared by every
-    chain driver."""
-    for name, value, least in (("n_samples", n_samples, 1), ("burn_in", burn_in, 0),
-                               ("thin", thin, 1)):
-        integer(name, value, least=least)  # (2.5 failed deep inside torch)
-    return checked_generator(generator, device)
+                device: torch.device) -> tuple[int, int, int, torch.Generator]:
+    """A run's lengths as plain ints (2.5 failed deep inside torch; numpy int8 counts
+    overflowed) and its generator (:func:`checked_generator`). Shared by every chain
+    driver."""
+    return (integer("n_samples", n_samples, least=1), integer("burn_in", burn_in, least=0),
+            integer("thin", thin, least=1), checked_generator(generator, device))
 
 
 def run_chains(sampler: Sampler, model: EnergyModel, x0: Tensor, n_samples: int,
@@ -68,7 +67,8 @@ def run_chains(sampler: Sampler, model: EnergyModel, x0: Tensor, n_samples: int,
     reproducible; ``None`` uses a fresh, randomly seeded one. The progress bar goes to
     stderr and only when it is a terminal.
     """
-    generator = prepare_run(n_samples, burn_in, thin, generator, x0.device)
+    n_samples, burn_in, thin, generator = prepare_run(n_samples, burn_in, thin, generator,
+                                                      x0.device)
     statistic = statistic or (lambda state: state.log_prob)
     state = sampler.init(model, x0)
     batch = state.x.shape[0]

@@ -166,8 +166,8 @@ def checked_parameter(value: Tensor, ndim: int, shape: str, name: str) -> Tensor
     which, for the message): a model's parameters are checked once, when it is made."""
     tensor = torch.as_tensor(value)
     if tensor.ndim != ndim or not tensor.is_floating_point() or 0 in tensor.shape:
-        raise ValueError(f"{name} must be {shape} floats, got {tuple(tensor.shape)} "
-                         f"{tensor.dtype}")
+        raise ValueError(f"{name} must be {shape} floats, none of its sizes 0, got "
+                         f"{tuple(tensor.shape)} {tensor.dtype}")
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} must be finite: it holds NaN or infinite values")
     return tensor

@@ -54,9 +54,11 @@ class PottsEnergy(LocalFieldEnergy):
         couplings = J.permute(0, 2, 1, 3).reshape(length * n_states, length * n_states)
         if bool(J.diagonal(dim1=0, dim2=1).any()):
             raise ValueError("J must be zero on the diagonal blocks J[i, i]")
-        largest = float(couplings.abs().max()) if couplings.numel() else 0.0  # NaN if any
-        if not math.isfinite(largest) or not bool(torch.isfinite(h).all()):
-            raise ValueError("h and J must be finite: they hold NaN or infinite values")
+        if not bool(torch.isfinite(h).all()):
+            raise ValueError("h must be finite: it holds NaN or infinite values")
+        largest = float(couplings.abs().max())  # NaN if any is
+        if not math.isfinite(largest):
+            raise ValueError("J must be finite: it holds NaN or infinite values")
         scale = max(1.0, largest)
         if float((couplings - couplings.T).abs().max()) > SYMMETRY_TOLERANCE * scale:
             raise ValueError("J is not symmetric: J[i, j, a, b] != J[j, i, b, a]")

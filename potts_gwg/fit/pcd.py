@@ -40,7 +40,7 @@ from ..engine.potts import PottsEnergy
 from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
 from ..ordered_sums import ordered_sum
-from ..settings import MAX_SEED, PcdSettings, integer
+from ..settings import PcdSettings, integer, random_seed
 from .inputs import (ArrayLike, FitInputError, encoded_sequences, potts_parameters,
                      sequence_weight_vector)
 from .statistics import DataStatistics, pair_frequencies, site_frequencies
@@ -135,7 +135,7 @@ def initial_state(h: ArrayLike, J: ArrayLike, data: ArrayLike, weights: ArrayLik
     torch tensors (checked by :mod:`.inputs`); the state lives on ``data``'s device. ``seed``
     is an integer in 0..2^63 - 1 (as ``fit --seed``).
     """
-    seed = integer("seed", seed, least=0, most=MAX_SEED)
+    seed = random_seed(seed)
     h, J = potts_parameters(h, J, device=None)
     data = encoded_sequences(data, h.shape[1], name="data")
     h, J = h.to(data.device), J.to(data.device)

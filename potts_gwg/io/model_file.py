@@ -54,8 +54,10 @@ def save_model(path: str | os.PathLike, model: PottsModel) -> Path:
     if h.dtype != np.float32 or J.dtype != np.float32:
         with np.errstate(over="ignore"):  # beyond float32's range: inf, refused just below
             h, J = h.astype(np.float32), J.astype(np.float32)
-        if not (np.isfinite(h).all() and np.isfinite(J).all()):
-            raise InputError("'h' or 'J' exceeds the range of float32, the file's type", path)
+        for name, values in (("h", h), ("J", J)):
+            if not np.isfinite(values).all():
+                raise InputError(f"'{name}' exceeds the range of float32, the file's type",
+                                 path)
     with atomic_path(path, suffix=".npz") as temporary, open(temporary, "wb") as stream:
         np.savez(stream, h=h, J=J, alphabet=np.array(model.alphabet),
                  meta=meta_array(model.meta))

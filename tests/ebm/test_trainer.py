@@ -213,13 +213,15 @@ def test_data_that_break_the_model_contract_are_refused():
 
 @pytest.mark.parametrize("arguments, error, message", [
     ((2.5,), TypeError, "iterations must be an integer, got 2.5"),
-    ((2, -1.0), ValueError, "max_seconds must be >= 0.0"),
+    ((2, -1.0), ValueError, "max_seconds must be >= 0 or None, got -1.0"),
 ])
 def test_run_checks_its_counts(arguments, error, message):
     trainer, _ = make_trainer("mlp", "gwg")
     with pytest.raises(error, match=message):
         trainer.run(*arguments, progress=False)
     assert trainer.iteration == 0
+    trainer.run(1, math.inf, progress=False)  # inf: no time limit, as before
+    assert trainer.iteration == 1
 
 
 def test_ema_model_is_a_copy_with_the_averaged_parameters():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,6 +89,17 @@ def test_bad_run_lengths_are_refused(lengths, error, message):
     with pytest.raises(error, match=message):
         run_chains(GibbsSampler(), random_potts(), torch.zeros(2, 4, dtype=torch.long),
                    progress=False, **lengths)
+
+
+def test_numpy_counts_are_used_as_plain_ints():
+    """np.int8 counts overflowed in burn_in + n_samples * thin: 0 steps and uninitialised
+    samples came back."""
+    samples, diagnostics = run_chains(
+        GibbsSampler(), random_potts(), torch.zeros(2, 4, dtype=torch.long), np.int8(3),
+        burn_in=np.int8(100), thin=np.int8(100), generator=torch.Generator().manual_seed(0),
+        progress=False)
+    assert diagnostics.steps.tolist() == [200, 300, 400]
+    assert samples.min() >= 0 and samples.max() < 3 and diagnostics.sites_changed_per_step > 0
 
 
 def test_ess_is_nan_when_no_chain_has_one():
