@@ -31,6 +31,9 @@ def frobenius_scores(J: np.ndarray, alphabet: str) -> np.ndarray:
     if len(alphabet) != J.shape[2]:
         raise ValueError(f"the alphabet {alphabet!r} has {len(alphabet)} letters, J has "
                          f"q = {J.shape[2]} states: the letters name J's states in order")
+    if J.size and not (np.isfinite(J.max()) and np.isfinite(J.min())):  # NaN: in both
+        raise ValueError("J must be finite: it holds NaN or infinite values (every score of "
+                         "the pairs they touch, and through APC most others, would be NaN)")
     residue_states = [index for index, letter in enumerate(alphabet) if letter != GAP]
     blocks = zero_sum_gauge(J[:, :, residue_states][:, :, :, residue_states])
     scores = np.sqrt((blocks ** 2).sum(axis=(2, 3)))

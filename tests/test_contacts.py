@@ -114,3 +114,8 @@ def test_an_alphabet_or_shape_that_does_not_fit_J_is_refused():
         contact_scores(J[0], "AC-")
     with pytest.raises(ValueError, match="got shape .* int64"):
         contact_scores(J.astype(np.int64), "AC-")
+    for bad in (np.nan, np.inf, -np.inf):  # one NaN coupling made 56 of 64 scores NaN
+        broken = J.copy()
+        broken[0, 1, 0, 0] = broken[1, 0, 0, 0] = bad
+        with pytest.raises(ValueError, match="J must be finite"):
+            contact_scores(broken, "AC-")
