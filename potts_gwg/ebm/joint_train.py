@@ -66,6 +66,9 @@ def train_joint(joint: JointEnergy, x: Tensor, y: Tensor, labelled: Tensor,
     acceptance rates, seconds) goes to ``history`` and to ``callback``.
     """
     config.validate()
+    if not isinstance(generator, torch.Generator):  # None drew from torch's global state
+        raise TypeError(f"generator must be a torch.Generator on the data's device, got "
+                        f"{type(generator).__name__}")
     x, _ = joint.validate(x)
     if y.shape != (x.shape[0], joint.n_labels) or labelled.shape != (x.shape[0],):
         raise InputError(f"labels must be ({x.shape[0]}, {joint.n_labels}) with a "

@@ -91,6 +91,16 @@ def test_float_labels_are_refused_not_truncated():
                     config, torch.Generator().manual_seed(3))
 
 
+@pytest.mark.parametrize("generator", [None, 3])
+def test_the_generator_is_required(generator):
+    """None trained from torch's global random state: not the same run for the same seed."""
+    x, y, *_ = toy_split(2)
+    model = MLPJointEnergy(2, 3, hidden=(8,))
+    config = JointTrainingConfig(**{**SMALL, "iterations": 1})
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        train_joint(model, x, y, torch.ones(len(x), dtype=torch.bool), config, generator)
+
+
 def test_model_and_data_files_round_trip(tmp_path):
     torch.manual_seed(0)
     model = MLPJointEnergy(2, 3, n_states=4, label_kind="categorical", hidden=(5, 6))
