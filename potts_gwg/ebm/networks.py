@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from ..engine import EnergyModel, NeuralEnergy, RBMEnergy
+from ..engine import EnergyModel, NeuralEnergy, RBMEnergy, StateShapeError
 from ..engine.draws import draw_from_logits
 from ..errors import InputError
 from ..settings import integer
@@ -42,7 +42,13 @@ class IndependentSites(EnergyModel):
     def from_data(cls, data: Tensor, n_states: int, pseudo_count: float = 1.0,
                   dtype: torch.dtype = torch.float32) -> IndependentSites:
         """Site marginals of ``data (N, D)`` long, with ``pseudo_count`` added to each value
-        (so no value has probability 0, which would make the base useless for AIS)."""
+        (so no value has probability 0, which would make the base useless for AIS). ``data``
+        is checked against the shape contract of the model it makes."""
+        n_states = integer("n_states", n_states, least=2)
+        if not isinstance(data, Tensor) or data.ndim != 2:
+            raise StateShapeError(f"data must be a (N, D) tensor of states, got "
+                                  f"{getattr(data, 'shape', type(data).__name__)}")
+        data = cls(torch.zeros(data.shape[1], n_states, device=data.device)).validate_state(data)
         counts = nn.functional.one_hot(data, n_states).sum(0).to(torch.float64)
         return cls(torch.log(counts + pseudo_count).to(dtype))
 

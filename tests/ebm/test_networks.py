@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from potts_gwg.ebm.networks import EnergySpec, IndependentSites, build_energy
+from potts_gwg.engine import StateShapeError
 from potts_gwg.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -111,3 +112,14 @@ def test_description_round_trips_through_json():
     assert EnergySpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
     with pytest.raises(InputError, match="bad energy description"):
         EnergySpec.from_json({"energy": "mlp", "colour": "red"})
+
+
+@pytest.mark.parametrize("data, n_states, message", [
+    (torch.tensor([[0, 1], [1, 2]]), 2, "values must be 0 or 1"),
+    (torch.tensor([[0.0, 1.5]]), 4, "indices must be an integer tensor"),
+    (torch.tensor([0, 1]), 2, r"data must be a \(N, D\) tensor"),
+])
+def test_independent_sites_from_data_checks_the_states(data, n_states, message):
+    """train + 1 failed in one_hot ("Class values must be smaller than num_classes")."""
+    with pytest.raises(StateShapeError, match=message):
+        IndependentSites.from_data(data, n_states)
