@@ -14,6 +14,7 @@ from potts_gwg.atomic import atomic_text, output_target
 from potts_gwg.device import resolve_device
 from potts_gwg.errors import InputError
 from potts_gwg.io.model_file import load_model
+from potts_gwg.io.msa import UnknownQueryError
 from potts_gwg.settings import DEFAULT_THETA
 
 from .options import (
@@ -112,18 +113,18 @@ def command(model_path: Path, n_samples: int, output: Path, sampler: str, chains
             query_file = model.meta.get("query_file")
             if query_file is None or not Path(query_file).is_file():
                 query_file, query = None, model.meta.get("query_name")
-            query_of_model = f"query {query!r}" if query is not None else None
+            query_of_model = query
         else:
             query_of_model = None
         try:
             data, data_weights = _weighted_alignment(compare_msa, model, theta, msa_format,
                                                      query, query_index, query_file)
-        except InputError as error:
-            if query_of_model is None or f": {query_of_model} " not in str(error):
+        except UnknownQueryError as error:
+            if query_of_model is None:
                 raise
-            raise InputError(f"{error} ({query_of_model} is the model's, from its fit; name "
-                             "this alignment's with --query, --query-index or --query-file)"
-                             ) from None
+            raise InputError(f"{error} (query {query_of_model!r} is the model's, from its fit; "
+                             "name this alignment's with --query, --query-index or "
+                             "--query-file)") from None
     chains = chains or min(n_samples, 100)
     burn_in = 10 * length if burn_in is None else burn_in
     thin = length if thin is None else thin

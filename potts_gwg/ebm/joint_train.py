@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..atomic import atomic_path
+from ..engine.driver import checked_generator
 from ..errors import InputError, NumericalError
 from ..io.npz import json_meta, meta_array, read_npz
 # The settings live in a torch-free module (for the CLI's --help); imported from here too.
@@ -66,9 +67,9 @@ def train_joint(joint: JointEnergy, x: Tensor, y: Tensor, labelled: Tensor,
     acceptance rates, seconds) goes to ``history`` and to ``callback``.
     """
     config.validate()
-    if not isinstance(generator, torch.Generator):  # None drew from torch's global state
-        raise TypeError(f"generator must be a torch.Generator on the data's device, got "
-                        f"{type(generator).__name__}")
+    if generator is None:  # it drew from torch's global state: not the same run per seed
+        raise TypeError("generator must be a torch.Generator on the data's device, got None")
+    checked_generator(generator, x.device)
     x, _ = joint.validate(x)
     if y.shape != (x.shape[0], joint.n_labels) or labelled.shape != (x.shape[0],):
         raise InputError(f"labels must be ({x.shape[0]}, {joint.n_labels}) with a "

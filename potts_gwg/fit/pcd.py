@@ -41,8 +41,8 @@ from ..engine.samplers import GibbsSampler, GWGSampler
 from ..errors import NumericalError
 from ..ordered_sums import ordered_sum
 from ..settings import PcdSettings, integer, random_seed
-from .inputs import (ArrayLike, FitInputError, encoded_sequences, potts_parameters,
-                     sequence_weight_vector)
+from .inputs import (ArrayLike, FitInputError, all_finite, encoded_sequences,
+                     potts_parameters, sequence_weight_vector)
 from .statistics import DataStatistics, pair_frequencies, site_frequencies
 
 ADAM_BETAS = (0.9, 0.999)
@@ -313,13 +313,6 @@ def fit_pcd(data: ArrayLike, weights: ArrayLike, n_states: int, state: PcdState,
                      iterations=iteration, seconds=seconds, stop_reason=stop_reason,
                      pearson_pairs=pearson_pairs, pearson_sites=pearson_sites,
                      acceptance=acceptance, state=final_state)
-
-
-def all_finite(tensor: Tensor) -> Tensor:
-    """``isfinite(tensor).all()`` from the extremes (NaN and ±inf reach them): one pass and no
-    (L·q)² boolean temporary, 20x faster on the couplings. A 0-d bool tensor (no sync)."""
-    low, high = torch.aminmax(tensor)
-    return torch.isfinite(low) & torch.isfinite(high)
 
 
 def _shrink_groups(couplings: Tensor, length: int, n_states: int, threshold: float) -> None:

@@ -69,6 +69,10 @@ _STATE_OF_BYTE = np.where(_ALLOWED_BYTE, _ENCODING, 255).astype(np.uint8)  # (25
 _HEADERS = "headers"  # sniffed '>' records: a3m or fasta, decided by the row lengths
 
 
+class UnknownQueryError(InputError):
+    """``query`` names no record of the alignment (callers may say where the name came from)."""
+
+
 @dataclass
 class Alignment:
     """An alignment reduced to its L query columns and encoded as state indices (N, L)."""
@@ -536,8 +540,8 @@ def _query_record_index(path: str, names: list[str], query: str | None,
         if not matches:
             close = difflib.get_close_matches(query, names, n=3, cutoff=CLOSE_NAME_RATIO)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise InputError(f"query {query!r} is not the name of any of the {len(names)} "
-                             f"records{hint}", path)
+            raise UnknownQueryError(f"query {query!r} is not the name of any of the "
+                                    f"{len(names)} records{hint}", path)
         if len(matches) > 1:
             numbers = ", ".join(str(index + 1) for index in matches[:5])
             more = ", ..." if len(matches) > 5 else ""
