@@ -118,9 +118,11 @@ def train(data_path: Path, output: Path, energy: str, hidden: int, depth: int, b
                              learning_rate=learning_rate, ema_decay=ema_decay,
                              seed=chosen_seed(seed))
         where = resolve_device(device)
-        base_distribution = IndependentSites.from_data(data, dataset.n_states).to(where)
-        model = build_energy(spec, base_distribution.cpu(), config.seed).to(where)
-        trainer = PCDTrainer(model, data.to(where), base_distribution, config)
+        # Built on the CPU (the weights' seed draws there), then moved: Module.to and
+        # Module.cpu move in place, so one object cannot serve both devices.
+        base_distribution = IndependentSites.from_data(data, dataset.n_states)
+        model = build_energy(spec, base_distribution, config.seed).to(where)
+        trainer = PCDTrainer(model, data.to(where), base_distribution.to(where), config)
     # Absolute, so `ebm eval` finds the data from any folder.
     extra = {"data": str(Path(data_path).resolve())}
 

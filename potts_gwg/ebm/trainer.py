@@ -105,6 +105,9 @@ class PCDTrainer:
             raise InputError(f"the base distribution has {base.n_sites} sites × "
                              f"{base.n_states} states, the model {model.n_sites} × "
                              f"{model.n_states}")
+        if base.table.device != data.device:  # its draws start the chains on data's device
+            raise InputError(f"the base distribution is on {base.table.device}, the data on "
+                             f"{data.device}: move both to one device (base.to(device))")
         self.model = model
         self.data = model.validate_state(data)
         self.base = base

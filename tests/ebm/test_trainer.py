@@ -232,3 +232,13 @@ def test_ema_model_is_a_copy_with_the_averaged_parameters():
         assert torch.equal(value, trainer.ema[name]) and not value.requires_grad
     current = dict(trainer.model.named_parameters())
     assert any(not torch.equal(current[name], trainer.ema[name]) for name in current)
+
+
+def test_base_on_another_device_than_the_data_is_refused_when_the_trainer_is_made():
+    """`ebm train --device cuda` once passed a base left on the CPU (Module.cpu() moves in
+    place) with data on the GPU; the first update failed deep inside torch's sampling."""
+    data = torch.randint(3, (40, 4), generator=torch.Generator().manual_seed(0))
+    model = PottsEnergy(torch.zeros(4, 3), torch.zeros(4, 4, 3, 3))
+    base = IndependentSites.from_data(data, 3).to("meta")
+    with pytest.raises(InputError, match="base distribution is on meta, the data on cpu"):
+        PCDTrainer(model, data, base, TrainConfig(steps=1, batch_size=10, buffer_size=20))
