@@ -18,6 +18,8 @@
 #   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)       (60 s)
 #   memory     fit_memory.py, L = 300: peak device memory of PLM and PCD fits against the
 #              estimate the fit checks before allocating                          (90 s)
+# GPU_CHECKS_PLM_FAMILIES / GPU_CHECKS_PCD_FAMILIES (comma-separated) replace the families of
+# plm / pcd (a re-measurement that must fit in what is left of a lease).
 # GPU_CHECKS_DEVICE=cpu GPU_CHECKS_QUICK=1 runs the same plumbing on a CPU with tiny sizes
 # (a rehearsal before spending device time; benchmarks/README.md "GPU session").
 # The dev families are read from ../shared/data, as everywhere in benchmarks/.
@@ -65,7 +67,8 @@ if [ "$quick" = 1 ]; then
     sampler=(--min-seconds 0.1 --max-steps 3 --max-step-seconds 0.5 --skip-mixing)
     memory_lengths=60
 else
-    plm_families=DHFR_1RX2,CRY2_4I6E pcd_families=DHFR_1RX2,CRY2_4I6E
+    plm_families=${GPU_CHECKS_PLM_FAMILIES:-DHFR_1RX2,CRY2_4I6E}
+    pcd_families=${GPU_CHECKS_PCD_FAMILIES:-DHFR_1RX2,CRY2_4I6E}
     synthetic=(--length 1000 --sequences 5000 --max-iterations 30)
     pcd_options=(--max-time 60)
     sampler=(--min-seconds 0.3 --max-step-seconds 5 --ising-burn-in 500 --ising-seconds 3)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 GAP = "-"
+# Bytes of one float64 block of gauged couplings in ``frobenius_scores``.
+GAUGE_BLOCK_BYTES = 8 * 2**20
 
 
 def zero_sum_gauge(J: np.ndarray) -> np.ndarray:
@@ -34,9 +36,15 @@ def frobenius_scores(J: np.ndarray, alphabet: str) -> np.ndarray:
     if J.size and not (np.isfinite(J.max()) and np.isfinite(J.min())):  # NaN: in both
         raise ValueError("J must be finite: it holds NaN or infinite values (every score of "
                          "the pairs they touch, and through APC most others, would be NaN)")
-    residue_states = [index for index, letter in enumerate(alphabet) if letter != GAP]
-    blocks = zero_sum_gauge(J[:, :, residue_states][:, :, :, residue_states])
-    scores = np.sqrt((blocks ** 2).sum(axis=(2, 3)))
+    residue_states = np.array([index for index, letter in enumerate(alphabet) if letter != GAP])
+    length, n_residue_states = J.shape[0], len(residue_states)
+    scores = np.empty((length, length))
+    # A few rows i at a time: the float64 temporaries stay near GAUGE_BLOCK_BYTES instead of
+    # several copies of J (5.4 GiB of fresh pages at L = 458, most of `contacts`' time).
+    rows = max(1, GAUGE_BLOCK_BYTES // (8 * max(1, length) * max(1, n_residue_states) ** 2))
+    for start in range(0, length, rows):
+        block = J[start:start + rows][:, :, residue_states][:, :, :, residue_states]
+        scores[start:start + rows] = np.sqrt((zero_sum_gauge(block) ** 2).sum(axis=(2, 3)))
     np.fill_diagonal(scores, 0.0)
     return scores
 

@@ -47,6 +47,11 @@ SHALLOW_NEFF_PER_LENGTH = 1.0  # below this, coevolution contacts are mostly noi
 MAX_STATES = 256             # states are compared as uint8 bytes
 KERNELS = (None, "compare", "matmul")  # None: compare on CPU, matmul elsewhere
 CENTRE_SEED = 0              # centres are drawn with a fixed seed: the result never depends on it
+# On a GPU, all pairs are compared when that is at most this many multiply-adds (U² · L·q):
+# one-hot matrix products of that size take well under a second there, while the pruned
+# path's thousands of small shells cost a kernel launch and a host sync each (CRY2_4I6E,
+# U = 5 385, L·q = 9 618: 2.8e11).
+GPU_ALL_PAIRS_WORK = 10**13
 
 
 def sequence_weights(indices: np.ndarray | torch.Tensor, n_states: int,
@@ -145,7 +150,8 @@ class _NeighbourCounter:
         if self.max_mismatches < 0:
             return neighbours
         everyone = torch.arange(n_rows, device=device)
-        if self.max_mismatches >= length // 2 or n_rows <= 4 * CENTRES_PER_ROUND:
+        if self.max_mismatches >= length // 2 or n_rows <= 4 * CENTRES_PER_ROUND or (
+                device.type != "cpu" and n_rows ** 2 * self.width <= GPU_ALL_PAIRS_WORK):
             # Pruning would not pay: compare all pairs.
             step = self.block_rows(1)
             shells = ((everyone, everyone[start:start + step]) for start in range(0, n_rows, step))

@@ -26,14 +26,16 @@ WEIGHTS_CHUNK_BYTES = 256 * 2**20
 # L = 200 and 300, estimates 17.8 and 17.1.
 PLM_COUPLING_COPIES = 6
 # (N, L·q) float32 arrays: the logits and log-probabilities buffers (the latter becomes the
-# logit gradient in place), and one for the temporaries of their reductions.
-PLM_SEQUENCE_COPIES = 3
+# logit gradient in place), one for the temporaries of their reductions, and on a GPU the
+# one-hot rows the logits are multiplied from (counted on any device: the estimate errs high).
+PLM_SEQUENCE_COPIES = 4
 # Coupling-sized arrays of a PCD fit (plain steps): the parameters, the data's and the chains'
 # pair frequencies (the latter becomes the gradient), their sum over the diagnostic window,
 # the start state the caller keeps (parameters and window), and transients while the chains'
-# energy is built and while J is returned. Measured peak: 8.3 such arrays (L = 200 and 300, few
-# sequences and chains, with checkpoints: benchmarks/fit_memory.py).
-PCD_COUPLING_COPIES = 9
+# energy is built and while J is returned. Measured peak: 8.3 such arrays on a CPU (L = 200 and
+# 300, few sequences and chains, with checkpoints: benchmarks/fit_memory.py), 9.14 on an H200
+# (L = 300, 2026-12-04), where 9 copies estimated 9.05: one more for the GPU's transients.
+PCD_COUPLING_COPIES = 10
 # Adam adds its two moments, the caller's start copies of them, the square-root temporary and
 # a checkpoint's copies: measured 14.4 arrays in all.
 PCD_ADAM_COUPLING_COPIES = 6

@@ -5,10 +5,13 @@ Objective (docs/README, as CCMpred/GREMLIN):
 with p(x_i = a | x_−i) ∝ exp(h[i, a] + Σ_{j≠i} J[i, j, a, x_j]).
 
 The couplings are held as one symmetric (L·q, L·q) matrix E with E[(i,a),(j,b)] = J[i,j,a,b]
-and zero diagonal blocks. The conditional logits of all sequences are one ``embedding_bag``
-over E's rows (each sequence picks the L rows (j, x_nj) and sums them: N·L·L·q additions, no
-one-hot matmul with q times more work; in cache-sized column blocks on CPU, see
-``row_sums``). L-BFGS works on E directly; the gradient is symmetrised and masked, so E stays
+and zero diagonal blocks. On CPU the conditional logits of all sequences are one
+``embedding_bag`` over E's rows (each sequence picks the L rows (j, x_nj) and sums them:
+N·L·L·q additions, no one-hot matmul with q times more work; in cache-sized column blocks, see
+``row_sums``). On a GPU they are the float32 product of the (N, L·q) one-hot rows with E, and
+the coupling gradient the transposed product: q times the additions, but dense matrix units
+run them faster than the gathers (CRY2_4I6E on an H200: the gathers took 84 ms of each
+evaluation). L-BFGS works on E directly; the gradient is symmetrised and masked, so E stays
 symmetric with J_ii = 0.
 The same code runs on CPU and GPU; on CPU it is deterministic, also across thread counts
 (long reductions are ``ordered_sums``).
@@ -30,6 +33,7 @@ from ..ordered_sums import ordered_dot, ordered_sum
 from ..row_sums import summed_rows
 from ..settings import PlmSettings, integer
 from .inputs import encoded_sequences, sequence_weight_vector
+from .statistics import one_hot_rows
 from .lbfgs import clear_history, lbfgs_init, lbfgs_step
 
 PSEUDOCOUNT_FOR_FIELDS = 1.0
@@ -64,7 +68,7 @@ class _PlmObjective:
     """
 
     def __init__(self, indices: torch.Tensor, weights: torch.Tensor, n_states: int,
-                 settings: PlmSettings):
+                 settings: PlmSettings, one_hot_products: bool | None = None):
         length = indices.shape[1]
         self.length, self.n_states = length, n_states
         self.n_fields = length * n_states
@@ -78,17 +82,24 @@ class _PlmObjective:
         # ‖E‖² counts every pair twice: λ_J Σ_{i<j}‖J_ij‖² = (λ_J / 2) ‖E‖².
         self.lambda_j = settings.lambda_j * (length - 1) * self.scale
         self.sites = torch.arange(length, device=device)
-        # The transpose of the lookup, for the gradient: row r of E collects the logit
-        # gradients of the sequences that picked it. Precomputed once, so the gradient is one
-        # more embedding_bag (a gather, fast) instead of autograd's scatter-add.
-        picked = self.rows.reshape(-1)
-        order = torch.argsort(picked, stable=True)
-        self.picking_sequences = (order // length).contiguous()
-        counts = torch.bincount(picked, minlength=self.n_fields)
-        self.pick_offsets = torch.cumsum(counts, 0) - counts
+        # A GPU multiplies by the one-hot rows (N, L·q), made with the buffers in the
+        # parameters' dtype (exact: entries 0 and 1); ``one_hot_products`` overrides the
+        # choice by device (the tests run both).
+        self.one_hot_products = (device.type != "cpu" if one_hot_products is None
+                                 else one_hot_products)
+        if not self.one_hot_products:
+            # The transpose of the lookup, for the gradient: row r of E collects the logit
+            # gradients of the sequences that picked it. Precomputed once, so the gradient is
+            # one more embedding_bag (a gather, fast) instead of autograd's scatter-add.
+            picked = self.rows.reshape(-1)
+            order = torch.argsort(picked, stable=True)
+            self.picking_sequences = (order // length).contiguous()
+            counts = torch.bincount(picked, minlength=self.n_fields)
+            self.pick_offsets = torch.cumsum(counts, 0) - counts
         self.tile = CPU_TILE if device.type == "cpu" else GPU_TILE
         self.logits: torch.Tensor | None = None            # (N, L·q) buffers, made on first use
         self.log_probabilities: torch.Tensor | None = None  # (N, L, q)
+        self.one_hot: torch.Tensor | None = None            # (N, L·q), with one-hot products
 
     def value_and_gradient(self, flat: torch.Tensor, gradient: torch.Tensor) -> float:
         """The objective at ``flat``; its gradient is written into ``gradient`` (same shape).
@@ -105,7 +116,12 @@ class _PlmObjective:
                 self.logits.device != flat.device:
             self.logits = flat.new_empty(n_sequences, self.n_fields)
             self.log_probabilities = flat.new_empty(n_sequences, self.length, self.n_states)
-        summed_rows(self.rows, couplings, out=self.logits)
+            if self.one_hot_products:
+                self.one_hot = one_hot_rows(self.targets.squeeze(2), self.n_states, flat.dtype)
+        if self.one_hot is None:
+            summed_rows(self.rows, couplings, out=self.logits)
+        else:
+            torch.mm(self.one_hot, couplings, out=self.logits)
         logits = self.logits.view(n_sequences, self.length, self.n_states).add_(fields)
         log_probabilities = torch.log_softmax(logits, dim=2, out=self.log_probabilities)
         observed = log_probabilities.gather(2, self.targets)
@@ -121,8 +137,12 @@ class _PlmObjective:
         torch.add(logit_gradient.sum(dim=0), fields, alpha=2.0 * self.lambda_h,
                   out=gradient[:self.n_fields].view(self.length, self.n_states))
         coupling_gradient = gradient[self.n_fields:].view(self.n_fields, self.n_fields)
-        summed_rows(self.picking_sequences, logit_gradient.view(n_sequences, self.n_fields),
-                    self.pick_offsets, out=coupling_gradient)
+        sequence_gradient = logit_gradient.view(n_sequences, self.n_fields)
+        if self.one_hot is None:
+            summed_rows(self.picking_sequences, sequence_gradient, self.pick_offsets,
+                        out=coupling_gradient)
+        else:
+            torch.mm(self.one_hot.T, sequence_gradient, out=coupling_gradient)
         # The objective sees E through its symmetric part: symmetrise, then add λ_J E.
         add_transpose_in_place(coupling_gradient, self.tile)
         coupling_gradient.mul_(0.5).add_(couplings, alpha=self.lambda_j)
@@ -132,7 +152,7 @@ class _PlmObjective:
 
     def free_buffers(self) -> None:
         """Drop the (N, L·q) buffers (made again by the next evaluation)."""
-        self.logits = self.log_probabilities = None
+        self.logits = self.log_probabilities = self.one_hot = None
 
 
 def add_transpose_in_place(matrix: torch.Tensor, tile: int) -> None:

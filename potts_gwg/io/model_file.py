@@ -24,6 +24,8 @@ from .npz import json_meta, meta_array, read_npz
 
 REQUIRED_KEYS = ("h", "J", "alphabet")  # meta may be left out of a hand-made file: {}
 SYMMETRY_TOLERANCE = 1e-4
+# Bytes of J checked for symmetry at once.
+SYMMETRY_BLOCK_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -77,8 +79,8 @@ def load_model(path: str | os.PathLike) -> PottsModel:
     meta = json_meta(arrays, path) if "meta" in arrays else {}
     alphabet = str(alphabet)
     validate_model(h, J, alphabet, source=str(path))
-    return PottsModel(h=h.astype(np.float32), J=J.astype(np.float32), alphabet=alphabet,
-                      meta=meta)
+    return PottsModel(h=h.astype(np.float32, copy=False), J=J.astype(np.float32, copy=False),
+                      alphabet=alphabet, meta=meta)
 
 
 def validate_model(h: np.ndarray, J: np.ndarray, alphabet: str, source: str) -> None:
@@ -97,13 +99,18 @@ def validate_model(h: np.ndarray, J: np.ndarray, alphabet: str, source: str) -> 
     if len(alphabet) != n_states or len(set(alphabet)) != n_states:
         raise InputError(f"'alphabet' must be {n_states} distinct letters (q), "
                          f"got {alphabet!r}", source)
-    if not (np.isfinite(h).all() and np.isfinite(J).all()):
+    # NaN and ±inf reach the extremes (max and min propagate NaN): no mask of J's size.
+    if not all(np.isfinite(array.max(initial=0.0)) and np.isfinite(array.min(initial=0.0))
+               for array in (h, J)):
         raise InputError("'h' or 'J' contains NaN or infinite values", source)
     diagonal = J[np.arange(length), np.arange(length)]
     if np.abs(diagonal).max(initial=0.0) > 0:
         raise InputError("'J' must be zero on the diagonal blocks J[i, i]", source)
-    asymmetry = np.abs(J - J.transpose(1, 0, 3, 2)).max(initial=0.0)
-    scale = max(1.0, float(np.abs(J).max(initial=0.0)))
+    # Rows i a few at a time: J − Jᵀ whole is a J-sized temporary (370 MB at L = 458).
+    rows = max(1, SYMMETRY_BLOCK_BYTES // max(1, J[:1].nbytes))
+    asymmetry = max((np.abs(J[start:start + rows] - J[:, start:start + rows].transpose(1, 0, 3, 2))
+                     .max(initial=0.0) for start in range(0, length, rows)), default=0.0)
+    scale = max(1.0, float(max(J.max(initial=0.0), -J.min(initial=0.0))))
     if asymmetry > SYMMETRY_TOLERANCE * scale:
         raise InputError(f"'J' is not symmetric (max |J[i,j,a,b] - J[j,i,b,a]| = "
                          f"{asymmetry:.3g})", source)

@@ -59,13 +59,13 @@ def test_plm_estimate_covers_the_measured_peak():
 
 def test_pcd_estimate_counts_its_optimizer_and_start():
     """benchmarks/fit_memory.py measures the peaks this formula must cover: 8.3 and 14.4
-    coupling-sized arrays for plain steps and Adam with glibc's default allocator, against 9
-    and 15; with the command's allocator settings 11.0 and 16.0 at L = 200, which the CPU
-    slack (3.6 such arrays there) covers."""
+    coupling-sized arrays for plain steps and Adam with glibc's default allocator, 9.14 and
+    14.28 on an H200 (L = 300), against 10 and 16; with the command's allocator settings 11.0
+    and 16.0 at L = 200, which the CPU slack (3.6 such arrays there) covers."""
     array_bytes = (200 * 21) ** 2 * 4
     plain = fit_bytes(200, 200, 21, 5, pcd_chains=16, plm_init=False)
     adam = fit_bytes(200, 200, 21, 5, pcd_chains=16, plm_init=False, adam=True)
-    assert 9 * array_bytes < plain < 10 * array_bytes
+    assert 10 * array_bytes < plain < 11 * array_bytes
     assert adam - plain == 6 * array_bytes
     assert fit_bytes(200, 200, 21, 5, pcd_chains=16) == max(plain, plm_bytes(200, 200, 21, 5))
     needed = plain + HOST_ALLOCATOR_SLACK_BYTES  # on a CPU

@@ -39,7 +39,12 @@ def value_and_gradient(objective: _PlmObjective, point: torch.Tensor
     return objective.value_and_gradient(point, gradient), gradient
 
 
-def test_objective_equals_its_definition():
+# The lookup by gathers (CPU) and by one-hot matrix products (GPU), both on the CPU here.
+LOOKUPS = pytest.mark.parametrize("one_hot_products", [False, True], ids=["gathers", "products"])
+
+
+@LOOKUPS
+def test_objective_equals_its_definition(one_hot_products):
     length, n_states = 4, 3
     rng = np.random.default_rng(0)
     x = rng.integers(0, n_states, size=(7, length))
@@ -49,19 +54,21 @@ def test_objective_equals_its_definition():
     J = E.view(length, n_states, length, n_states).permute(0, 2, 1, 3).numpy()
     settings = PlmSettings(lambda_h=0.3, lambda_j=0.2)
     objective = _PlmObjective(torch.as_tensor(x), torch.as_tensor(weights, dtype=torch.float64),
-                              n_states, settings)
+                              n_states, settings, one_hot_products=one_hot_products)
     value, _gradient = value_and_gradient(objective, flat_parameters(h, E))
     expected = brute_force_objective(x, weights, h, J, 0.3, 0.2 * (length - 1))
     assert value / objective.scale == pytest.approx(expected, rel=1e-6)
 
 
-def test_gradient_matches_finite_differences_along_symmetric_directions():
+@LOOKUPS
+def test_gradient_matches_finite_differences_along_symmetric_directions(one_hot_products):
     """In float64; directions keep E symmetric with zero diagonal blocks, as the fit does."""
     length, n_states = 5, 4
     rng = np.random.default_rng(1)
     x = torch.as_tensor(rng.integers(0, n_states, size=(30, length)))
     weights = torch.as_tensor(rng.random(30), dtype=torch.float64)
-    objective = _PlmObjective(x, weights, n_states, PlmSettings(lambda_h=0.1, lambda_j=0.05))
+    objective = _PlmObjective(x, weights, n_states, PlmSettings(lambda_h=0.1, lambda_j=0.05),
+                              one_hot_products=one_hot_products)
     point = flat_parameters(rng.normal(size=(length, n_states)),
                             symmetric_couplings(length, n_states, seed=2))
     _value, gradient = value_and_gradient(objective, point)
