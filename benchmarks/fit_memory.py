@@ -71,7 +71,8 @@ def measure(length: int, sequences: int, chains: int, fit: str, device: str) -> 
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     estimate = fit_bytes(sequences, length, len(PROTEIN_ALPHABET), PLM_HISTORY,
                          pcd_chains=None if fit == "plm" else chains, plm_init=False,
-                         adam=fit == "adam") + allocator_slack(torch.device(device))
+                         adam=fit == "adam", on_gpu=device != "cpu"
+                         ) + allocator_slack(torch.device(device))
     array_bytes = (length * len(PROTEIN_ALPHABET)) ** 2 * 4
     peak = summary.peak_memory_bytes or peak_rss - before
     return {"length": length, "n_sequences": sequences,

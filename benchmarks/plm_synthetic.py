@@ -65,7 +65,8 @@ def main() -> None:
     arguments = parser.parse_args()
     settings = PlmSettings(max_iterations=arguments.max_iterations)
     n_states = len(PROTEIN_ALPHABET)
-    estimate = plm_bytes(arguments.sequences, arguments.length, n_states, settings.history_size)
+    estimate = plm_bytes(arguments.sequences, arguments.length, n_states, settings.history_size,
+                         on_gpu=arguments.device != "cpu")
     print(f"L={arguments.length} N={arguments.sequences}: estimate {format_bytes(estimate)}",
           flush=True)
     with tempfile.TemporaryDirectory() as folder:

@@ -36,7 +36,8 @@ def frobenius_scores(J: np.ndarray, alphabet: str) -> np.ndarray:
     if J.size and not (np.isfinite(J.max()) and np.isfinite(J.min())):  # NaN: in both
         raise ValueError("J must be finite: it holds NaN or infinite values (every score of "
                          "the pairs they touch, and through APC most others, would be NaN)")
-    residue_states = np.array([index for index, letter in enumerate(alphabet) if letter != GAP])
+    residue_states = np.array([index for index, letter in enumerate(alphabet) if letter != GAP],
+                              dtype=np.intp)
     length, n_residue_states = J.shape[0], len(residue_states)
     scores = np.empty((length, length))
     # A few rows i at a time: the float64 temporaries stay near GAUGE_BLOCK_BYTES instead of

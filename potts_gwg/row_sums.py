@@ -9,7 +9,8 @@ block from cache: 3.1× faster forward and 2.6× faster transposed lookup at DHF
 2-core CI-like machine (N = 4422, L·q = 3318, one thread: 270 → 87 ms and 249 → 96 ms).
 Every output element is the same sum in the same order, so the result is bitwise equal to one
 call. On a GPU one call is kept (each block would be another kernel launch), unless the sums
-go into a given ``out``: then a few wide blocks bound the temporary to a fraction of it.
+go into a given ``out``: then a few wide blocks bound the temporary to a fraction of it (PLM,
+the caller that passes ``out``, multiplies by one-hot rows on a GPU instead: ``fit.plm``).
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ count is organised to skip pairs that provably cannot be neighbours, with the sa
    candidate of every shell that may hold a neighbour of it, so each count equals that of the
    full comparison.
 
+On a GPU, where every shell costs kernel launches and a host sync, all pairs are compared
+instead when that is at most ``GPU_ALL_PAIRS_WORK`` multiply-adds (one family's alignment).
+
 Mismatches are counted exactly, in chunks bounded by ``chunk_bytes``: by byte comparison on
 CPU, as one-hot float32 matrix products (integers < 2**24) on other devices.
 """
@@ -151,7 +154,8 @@ class _NeighbourCounter:
             return neighbours
         everyone = torch.arange(n_rows, device=device)
         if self.max_mismatches >= length // 2 or n_rows <= 4 * CENTRES_PER_ROUND or (
-                device.type != "cpu" and n_rows ** 2 * self.width <= GPU_ALL_PAIRS_WORK):
+                self.kernel == "matmul" and device.type != "cpu"
+                and n_rows ** 2 * self.width <= GPU_ALL_PAIRS_WORK):
             # Pruning would not pay: compare all pairs.
             step = self.block_rows(1)
             shells = ((everyone, everyone[start:start + step]) for start in range(0, n_rows, step))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from potts_gwg import contacts
 from potts_gwg.alphabet import PROTEIN_ALPHABET
 from potts_gwg.contacts import (average_product_correction, contact_scores, frobenius_scores,
                                 ranked_pairs, zero_sum_gauge)
@@ -33,6 +34,20 @@ def test_frobenius_scores_do_not_depend_on_the_gauge():
     shifted = J + rng.normal(size=(6, 6, 21, 1)) + rng.normal(size=(6, 6, 1, 21))
     np.testing.assert_allclose(frobenius_scores(shifted, PROTEIN_ALPHABET),
                                frobenius_scores(J, PROTEIN_ALPHABET), atol=1e-10)
+
+
+def test_frobenius_scores_are_the_same_however_many_rows_are_gauged_at_once(monkeypatch):
+    """``frobenius_scores`` gauges a few rows i at a time (memory); one row at a time gives
+    bitwise the scores of the whole array at once."""
+    J = random_couplings(9, 21, seed=5).astype(np.float32)
+    whole = frobenius_scores(J, PROTEIN_ALPHABET)
+    monkeypatch.setattr(contacts, "GAUGE_BLOCK_BYTES", 1)
+    assert np.array_equal(frobenius_scores(J, PROTEIN_ALPHABET), whole)
+    residue = list(range(20))
+    blocks = zero_sum_gauge(J[:, :, residue][:, :, :, residue])
+    expected = np.sqrt((blocks ** 2).sum(axis=(2, 3)))
+    np.fill_diagonal(expected, 0.0)
+    assert np.array_equal(whole, expected)
 
 
 def test_frobenius_scores_ignore_the_gap_state():

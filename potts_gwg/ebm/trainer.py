@@ -105,11 +105,11 @@ class PCDTrainer:
             raise InputError(f"the base distribution has {base.n_sites} sites × "
                              f"{base.n_states} states, the model {model.n_sites} × "
                              f"{model.n_states}")
-        if base.table.device != data.device:  # its draws start the chains on data's device
-            raise InputError(f"the base distribution is on {base.table.device}, the data on "
-                             f"{data.device}: move both to one device (base.to(device))")
         self.model = model
         self.data = model.validate_state(data)
+        if base.table.device != self.data.device:  # its draws start chains on data's device
+            raise InputError(f"the base distribution is on {base.table.device}, the data on "
+                             f"{self.data.device}: move both to one device (base.to(device))")
         self.base = base
         self.config = config
         self.sampler = make_sampler(config.sampler)

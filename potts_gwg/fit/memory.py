@@ -26,16 +26,18 @@ WEIGHTS_CHUNK_BYTES = 256 * 2**20
 # L = 200 and 300, estimates 17.8 and 17.1.
 PLM_COUPLING_COPIES = 6
 # (N, L·q) float32 arrays: the logits and log-probabilities buffers (the latter becomes the
-# logit gradient in place), one for the temporaries of their reductions, and on a GPU the
-# one-hot rows the logits are multiplied from (counted on any device: the estimate errs high).
-PLM_SEQUENCE_COPIES = 4
+# logit gradient in place), and one for the temporaries of their reductions; on a GPU also the
+# one-hot rows the logits are multiplied from.
+PLM_SEQUENCE_COPIES = 3
+PLM_GPU_SEQUENCE_COPIES = 1
 # Coupling-sized arrays of a PCD fit (plain steps): the parameters, the data's and the chains'
 # pair frequencies (the latter becomes the gradient), their sum over the diagnostic window,
 # the start state the caller keeps (parameters and window), and transients while the chains'
 # energy is built and while J is returned. Measured peak: 8.3 such arrays on a CPU (L = 200 and
 # 300, few sequences and chains, with checkpoints: benchmarks/fit_memory.py), 9.14 on an H200
-# (L = 300, 2026-12-04), where 9 copies estimated 9.05: one more for the GPU's transients.
-PCD_COUPLING_COPIES = 10
+# (L = 300, 2026-12-04), where 9 copies estimated 9.05: one more there for the GPU's transients.
+PCD_COUPLING_COPIES = 9
+PCD_GPU_COUPLING_COPIES = 1
 # Adam adds its two moments, the caller's start copies of them, the square-root temporary and
 # a checkpoint's copies: measured 14.4 arrays in all.
 PCD_ADAM_COUPLING_COPIES = 6
@@ -49,10 +51,12 @@ SIZE_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.IGNO
 UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int) -> int:
-    """Peak bytes of a PLM fit of an (N, L) alignment over q states."""
+def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int,
+              on_gpu: bool = False) -> int:
+    """Peak bytes of a PLM fit of an (N, L) alignment over q states (on a GPU if ``on_gpu``)."""
     parameters = (length * n_states) ** 2
-    per_sequence = n_sequences * length * (n_states * FLOAT_BYTES * PLM_SEQUENCE_COPIES
+    sequence_copies = PLM_SEQUENCE_COPIES + (PLM_GPU_SEQUENCE_COPIES if on_gpu else 0)
+    per_sequence = n_sequences * length * (n_states * FLOAT_BYTES * sequence_copies
                                            + 2 * INDEX_BYTES)
     coupling_arrays = (PLM_COUPLING_COPIES + 2 * history_size) * parameters * FLOAT_BYTES
     weights_chunk = min(WEIGHTS_CHUNK_BYTES, FLOAT_BYTES * n_sequences ** 2)
@@ -60,15 +64,17 @@ def plm_bytes(n_sequences: int, length: int, n_states: int, history_size: int) -
 
 
 def fit_bytes(n_sequences: int, length: int, n_states: int, history_size: int,
-              pcd_chains: int | None = None, plm_init: bool = True, adam: bool = False) -> int:
+              pcd_chains: int | None = None, plm_init: bool = True, adam: bool = False,
+              on_gpu: bool = False) -> int:
     """Peak bytes of a fit: PLM (``pcd_chains`` None), or PCD with that many chains (and the
     Adam optimiser if ``adam``), after a PLM fit when ``plm_init`` (the two peaks do not
-    overlap: PLM frees its arrays)."""
-    plm = plm_bytes(n_sequences, length, n_states, history_size)
+    overlap: PLM frees its arrays); on a GPU if ``on_gpu``."""
+    plm = plm_bytes(n_sequences, length, n_states, history_size, on_gpu)
     if pcd_chains is None:
         return plm
     parameters = (length * n_states) ** 2
-    copies = PCD_COUPLING_COPIES + (PCD_ADAM_COUPLING_COPIES if adam else 0)
+    copies = (PCD_COUPLING_COPIES + (PCD_ADAM_COUPLING_COPIES if adam else 0)
+              + (PCD_GPU_COUPLING_COPIES if on_gpu else 0))
     pcd = (copies * parameters * FLOAT_BYTES
            + pcd_chains * length * n_states * FLOAT_BYTES * PCD_CHAIN_COPIES
            + n_sequences * length * (INDEX_BYTES + n_states * FLOAT_BYTES)
@@ -78,11 +84,11 @@ def fit_bytes(n_sequences: int, length: int, n_states: int, history_size: int,
 
 def largest_length(n_sequences: int, n_states: int, history_size: int, budget: int,
                    pcd_chains: int | None = None, plm_init: bool = True,
-                   adam: bool = False) -> int:
+                   adam: bool = False, on_gpu: bool = False) -> int:
     """The largest L whose fit stays within ``budget`` bytes (0 if none)."""
     def needed(length: int) -> int:
         return fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init,
-                         adam)
+                         adam, on_gpu)
 
     low, high = 0, 1
     while needed(high) <= budget:
@@ -140,8 +146,9 @@ def check_fit_memory(n_sequences: int, length: int, n_states: int, history_size:
     """Return the estimate (on a CPU with the allocator's slack), or raise
     :class:`ResourceError` saying what would fit."""
     slack = allocator_slack(device)
+    on_gpu = device.type != "cpu"
     needed = fit_bytes(n_sequences, length, n_states, history_size, pcd_chains, plm_init,
-                       adam) + slack
+                       adam, on_gpu) + slack
     kind = "a PLM fit" if pcd_chains is None else f"a PCD fit with {pcd_chains} chains"
     available = available_bytes(device)
     budget = min(available, max_memory) if max_memory is not None else available
@@ -149,7 +156,7 @@ def check_fit_memory(n_sequences: int, length: int, n_states: int, history_size:
         limit = "--max-memory" if max_memory is not None and max_memory < available else \
             f"free memory on {device}"
         fits = largest_length(n_sequences, n_states, history_size, budget - slack,
-                              pcd_chains, plm_init, adam)
+                              pcd_chains, plm_init, adam, on_gpu)
         raise ResourceError(
             f"{kind} of L={length}, N={n_sequences} needs about {format_bytes(needed)} but "
             f"{limit} is {format_bytes(budget)}; the largest L that fits with this N is "

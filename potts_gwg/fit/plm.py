@@ -11,14 +11,15 @@ N·L·L·q additions, no one-hot matmul with q times more work; in cache-sized c
 ``row_sums``). On a GPU they are the float32 product of the (N, L·q) one-hot rows with E, and
 the coupling gradient the transposed product: q times the additions, but dense matrix units
 run them faster than the gathers (CRY2_4I6E on an H200: the gathers took 84 ms of each
-evaluation). L-BFGS works on E directly; the gradient is symmetrised and masked, so E stays
-symmetric with J_ii = 0.
-The same code runs on CPU and GPU; on CPU it is deterministic, also across thread counts
-(long reductions are ``ordered_sums``).
+evaluation; the products are full float32, TF32 off). L-BFGS works on E directly; the
+gradient is symmetrised and masked, so E stays symmetric with J_ii = 0.
+The rest of the code is the same on CPU and GPU; on CPU the fit is deterministic, also across
+thread counts (the gathers add in a fixed order, long reductions are ``ordered_sums``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -63,7 +64,8 @@ class _PlmObjective:
 
     The parameters are one flat vector: h (L·q) then E ((L·q)², row-major). The gradient is
     written by hand: d/dlogits = w_n (softmax − one-hot), and d/dE is the transposed lookup
-    (another ``embedding_bag``). Values are per site and effective sequence
+    (another ``embedding_bag``, or the transposed one-hot product). Values are per site and
+    effective sequence
     (``scale``): about 1 nat at the optimum, comparable across families.
     """
 
@@ -73,8 +75,7 @@ class _PlmObjective:
         self.length, self.n_states = length, n_states
         self.n_fields = length * n_states
         device = indices.device
-        site_offsets = torch.arange(length, device=device) * n_states
-        self.rows = (indices.long() + site_offsets).contiguous()          # (N, L) rows of E
+        self.n_sequences = indices.shape[0]
         self.targets = indices.long().unsqueeze(2)                         # (N, L, 1)
         self.scale = 1.0 / (ordered_sum(weights) * length)
         self.scaled_weights = (weights.to(torch.float32) * self.scale).view(-1, 1, 1)
@@ -88,6 +89,8 @@ class _PlmObjective:
         self.one_hot_products = (device.type != "cpu" if one_hot_products is None
                                  else one_hot_products)
         if not self.one_hot_products:
+            site_offsets = torch.arange(length, device=device) * n_states
+            self.rows = (indices.long() + site_offsets).contiguous()      # (N, L) rows of E
             # The transpose of the lookup, for the gradient: row r of E collects the logit
             # gradients of the sequences that picked it. Precomputed once, so the gradient is
             # one more embedding_bag (a gather, fast) instead of autograd's scatter-add.
@@ -108,7 +111,7 @@ class _PlmObjective:
         and the coupling gradient is built inside ``gradient``: no evaluation allocates a
         large array (fresh pages cost page faults on CPU) beyond small tiles.
         """
-        n_sequences = self.rows.shape[0]
+        n_sequences = self.n_sequences
         fields = flat[:self.n_fields].view(self.length, self.n_states)
         couplings_flat = flat[self.n_fields:]
         couplings = couplings_flat.view(self.n_fields, self.n_fields)
@@ -121,7 +124,8 @@ class _PlmObjective:
         if self.one_hot is None:
             summed_rows(self.rows, couplings, out=self.logits)
         else:
-            torch.mm(self.one_hot, couplings, out=self.logits)
+            with ieee_float32_products():
+                torch.mm(self.one_hot, couplings, out=self.logits)
         logits = self.logits.view(n_sequences, self.length, self.n_states).add_(fields)
         log_probabilities = torch.log_softmax(logits, dim=2, out=self.log_probabilities)
         observed = log_probabilities.gather(2, self.targets)
@@ -142,7 +146,8 @@ class _PlmObjective:
             summed_rows(self.picking_sequences, sequence_gradient, self.pick_offsets,
                         out=coupling_gradient)
         else:
-            torch.mm(self.one_hot.T, sequence_gradient, out=coupling_gradient)
+            with ieee_float32_products():
+                torch.mm(self.one_hot.T, sequence_gradient, out=coupling_gradient)
         # The objective sees E through its symmetric part: symmetrise, then add λ_J E.
         add_transpose_in_place(coupling_gradient, self.tile)
         coupling_gradient.mul_(0.5).add_(couplings, alpha=self.lambda_j)
@@ -153,6 +158,19 @@ class _PlmObjective:
     def free_buffers(self) -> None:
         """Drop the (N, L·q) buffers (made again by the next evaluation)."""
         self.logits = self.log_probabilities = self.one_hot = None
+
+
+@contextlib.contextmanager
+def ieee_float32_products():
+    """CUDA float32 matrix products in full precision inside, whatever the process chose: with
+    TF32 (10-bit mantissas) the gradient would be ~1e-3 off the objective's value, enough to
+    stall L-BFGS's line search. The setting is put back afterwards."""
+    allowed = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = allowed
 
 
 def add_transpose_in_place(matrix: torch.Tensor, tile: int) -> None:

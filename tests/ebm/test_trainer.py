@@ -14,7 +14,7 @@ import torch
 from potts_gwg.ebm.modelfile import load_model_file, save_model_file
 from potts_gwg.ebm.networks import EnergySpec, IndependentSites, build_energy
 from potts_gwg.ebm.trainer import PCDTrainer, TrainConfig
-from potts_gwg.engine import PottsEnergy
+from potts_gwg.engine import PottsEnergy, StateShapeError
 from potts_gwg.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -242,3 +242,7 @@ def test_base_on_another_device_than_the_data_is_refused_when_the_trainer_is_mad
     base = IndependentSites.from_data(data, 3).to("meta")
     with pytest.raises(InputError, match="base distribution is on meta, the data on cpu"):
         PCDTrainer(model, data, base, TrainConfig(steps=1, batch_size=10, buffer_size=20))
+    # Data that is no tensor is named as such first (numpy arrays have a .device too).
+    with pytest.raises(StateShapeError):
+        PCDTrainer(model, data.numpy(), base, TrainConfig(steps=1, batch_size=10,
+                                                          buffer_size=20))

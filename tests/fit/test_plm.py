@@ -97,6 +97,38 @@ def test_evaluations_do_not_leak_into_each_other_through_the_reused_buffers():
     assert again == value and torch.equal(gradient_again, gradient)
 
 
+def test_products_match_gathers_in_float32_and_survive_freed_buffers(monkeypatch):
+    """The GPU's lookup (one-hot products) against the CPU's (gathers) in the fit's float32,
+    run on the CPU; then again after ``free_buffers``, as the fit frees them at its end. The
+    products run with TF32 off even where the process turned it on."""
+    length, n_states = 7, 5
+    rng = np.random.default_rng(8)
+    x = torch.as_tensor(rng.integers(0, n_states, size=(60, length)))
+    weights = torch.as_tensor(rng.uniform(0.2, 1.0, size=60), dtype=torch.float32)
+    point = flat_parameters(rng.normal(size=(length, n_states)),
+                            symmetric_couplings(length, n_states, seed=9)).float()
+    gathers = _PlmObjective(x, weights, n_states, PlmSettings(), one_hot_products=False)
+    products = _PlmObjective(x, weights, n_states, PlmSettings(), one_hot_products=True)
+    expected, expected_gradient = value_and_gradient(gathers, point)
+    tf32_during_products = []
+    plain_mm = torch.mm
+    monkeypatch.setattr(torch, "mm", lambda *arguments, **options: (
+        tf32_during_products.append(torch.backends.cuda.matmul.allow_tf32),
+        plain_mm(*arguments, **options))[1])
+    torch.backends.cuda.matmul.allow_tf32 = True  # a flag, also without CUDA
+    try:
+        for _ in range(2):
+            value, gradient = value_and_gradient(products, point)
+            assert value == pytest.approx(expected, rel=1e-6)
+            torch.testing.assert_close(gradient, expected_gradient, rtol=1e-5, atol=1e-7)
+            products.free_buffers()
+            assert products.one_hot is None
+        assert torch.backends.cuda.matmul.allow_tf32  # put back
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    assert tf32_during_products == [False] * 4
+
+
 def reference_value_and_gradient(objective: _PlmObjective, flat: torch.Tensor
                                  ) -> tuple[float, torch.Tensor]:
     """The objective as written before its buffers were reused: fresh arrays, one
@@ -222,7 +254,8 @@ def test_fit_is_the_same_on_any_number_of_cpu_threads(restore_threads):
 
 @pytest.mark.gpu
 def test_gpu_fit_matches_cpu_fit():
-    """Same code on both devices: float32 reductions differ in order, so compare loosely."""
+    """The GPU multiplies by one-hot rows where the CPU gathers, and its float32 reductions
+    add in another order: compare loosely."""
     rng = np.random.default_rng(4)
     x = rng.integers(0, 21, size=(300, 20))
     settings = PlmSettings(max_iterations=20)

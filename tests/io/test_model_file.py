@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from potts_gwg.errors import InputError
+from potts_gwg.io import model_file
 from potts_gwg.io.model_file import PottsModel, load_model, save_model
 
 
@@ -79,6 +80,27 @@ def test_invalid_models_are_refused_with_the_reason(tmp_path, change, message):
     with pytest.raises(InputError, match=message) as caught:
         load_model(path)
     assert "bad.npz" in str(caught.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda J: J.__setitem__((5, 0, 0, 1), np.nan), "NaN"),
+    (lambda J: J.__setitem__((0, 5, 2, 1), -np.inf), "NaN or infinite"),
+    (lambda J: J.__setitem__((5, 4, 0, 1), 9.0), "symmetric"),
+])
+def test_problems_in_the_last_rows_are_found_when_rows_are_checked_a_few_at_a_time(
+        tmp_path, monkeypatch, change, message):
+    """The symmetry check reads J a few rows at a time: with one row per block, a problem in
+    the last row is still found."""
+    monkeypatch.setattr(model_file, "SYMMETRY_BLOCK_BYTES", 1)
+    model = tiny_model(length=6)
+    save_model(tmp_path / "good.npz", model)
+    assert np.array_equal(load_model(tmp_path / "good.npz").J, model.J)
+    J = model.J.copy()
+    change(J)
+    np.savez(tmp_path / "bad.npz", h=model.h, J=J, alphabet=np.array("ABC"),
+             meta=np.array(json.dumps({})))
+    with pytest.raises(InputError, match=message):
+        load_model(tmp_path / "bad.npz")
 
 
 def test_truncated_and_missing_files(tmp_path):
