@@ -12,6 +12,14 @@ soedinglab/CCMpred):
   (gaps included) number more than ceil(0.8 L); the docs say identity >= 0.8, i.e. at least
   ceil(0.8 L). Reproduced with ``--theta (ceil(0.8 L) + 0.5) / L``.
 
+And the optimiser, the difference left once both details were ruled out:
+
+- ``conjugate_gradients``: CCMpred's minimiser (``lib/libconjugrad/src/conjugrad.c`` and the
+  settings of ``src/ccmpred.c``, v0.3.2) in place of L-BFGS, on potts-gwg's objective and start:
+  Fletcher-Reeves directions, first step 1/‖g‖, later first trials α_prev·(s·g)_prev/(s·g),
+  at most 5 halvings until f ≤ f0 + 10⁻⁴ α s·g0 and s·g < 0.2 s·g0, stop when f fell by less
+  than 1 % over 5 iterations (``--tolerance 0.01``) or after 250 iterations.
+
 Each variant fits the 9 dev families with ``potts-gwg fit`` defaults otherwise (seed 0, one
 thread: the model is the same on any thread count), ``--jobs`` fits at a time, each in its own
 process; the models are scored as ``contacts`` scores them.
@@ -31,10 +39,12 @@ import math
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import torch
 from common import (
     RESULTS,
     git_commit,
@@ -50,8 +60,12 @@ from potts_gwg.evaluation import precision_table
 from potts_gwg.fit import plm
 from potts_gwg.io.model_file import load_model
 from potts_gwg.io.structure import query_distances
+from potts_gwg.ordered_sums import ordered_dot
 
-VARIANTS = ("default", "gap_field_fixed", "ccmpred_neighbours")
+VARIANTS = ("default", "gap_field_fixed", "ccmpred_neighbours", "conjugate_gradients")
+# CCMpred v0.3.2's conjugrad settings (src/ccmpred.c): -e 0.01 over k = 5, -n 250.
+CG_TOLERANCE, CG_MAX_ITERATIONS = 0.01, 250
+CG_MAX_LINESEARCH, CG_ALPHA_MUL, CG_FTOL, CG_WOLFE = 5, 0.5, 1e-4, 0.2
 FIT_IN_CHILD = "--fit-in-child"
 
 
@@ -75,18 +89,86 @@ def gap_field_fixed():
         yield
 
 
+@dataclass
+class ConjugateGradientState:
+    """What ``fit_plm`` reads of an optimiser state, plus conjugrad's own variables."""
+
+    x: torch.Tensor
+    value: float
+    gradient: torch.Tensor
+    gradient_norm2: float           # ‖g‖² (conjugrad's "gnorm")
+    alpha: float                    # the last accepted step (or the first trial)
+    direction: torch.Tensor | None = None
+    slope: float = 0.0              # s·g at the start of the last line search ("dgprev")
+    previous_norm2: float = 0.0     # ‖g‖² before the last step ("gprevnorm")
+    iteration: int = 0
+    evaluations: int = 1
+    stalled: bool = False
+
+
+def cg_init(evaluate, x0: torch.Tensor) -> ConjugateGradientState:
+    gradient = torch.empty_like(x0)
+    value = evaluate(x0, gradient)
+    norm2 = ordered_dot(gradient, gradient)
+    return ConjugateGradientState(x0, value, gradient, norm2, 1.0 / math.sqrt(norm2))
+
+
+def cg_step(evaluate, state: ConjugateGradientState, history_size: int
+            ) -> ConjugateGradientState:
+    """One conjugrad iteration (``history_size`` is L-BFGS's, unused)."""
+    state.iteration += 1
+    if state.direction is None:
+        state.direction = torch.neg(state.gradient)
+        slope = -state.gradient_norm2
+        alpha = state.alpha
+    else:
+        beta = state.gradient_norm2 / state.previous_norm2
+        state.direction.mul_(beta).sub_(state.gradient)
+        slope = ordered_dot(state.direction, state.gradient)
+        alpha = state.alpha * state.slope / slope
+    trial, trial_gradient = torch.empty_like(state.x), torch.empty_like(state.x)
+    for _ in range(CG_MAX_LINESEARCH):
+        torch.add(state.x, state.direction, alpha=alpha, out=trial)
+        value = evaluate(trial, trial_gradient)
+        state.evaluations += 1
+        if value <= state.value + alpha * CG_FTOL * slope and \
+                ordered_dot(state.direction, trial_gradient) < CG_WOLFE * slope:
+            break
+        alpha *= CG_ALPHA_MUL
+    else:  # conjugrad stops with an error here (CONJUGRADERR_MAXIMUMLINESEARCH)
+        state.stalled = True
+        return state
+    state.previous_norm2 = state.gradient_norm2
+    state.x, state.gradient, state.value = trial, trial_gradient, value
+    state.gradient_norm2 = ordered_dot(trial_gradient, trial_gradient)
+    state.alpha, state.slope = alpha, slope
+    return state
+
+
+@contextlib.contextmanager
+def conjugate_gradients():
+    """``fit_plm`` minimising with CCMpred's conjugate gradients instead of L-BFGS."""
+    with mock.patch.object(plm, "lbfgs_init", cg_init), \
+            mock.patch.object(plm, "lbfgs_step", cg_step), \
+            mock.patch.object(plm, "clear_history", lambda state: None):
+        yield
+
+
 def fit_command(variant: str, family, model: Path, theta: float | None) -> list[str]:
     """The child process that fits ``family`` under ``variant``: ``potts-gwg fit`` run by
     this script (which patches the objective first for ``gap_field_fixed``)."""
     return [sys.executable, str(Path(__file__).resolve()), FIT_IN_CHILD, variant, "fit",
             str(family.msa), "-o", str(model), "--method", "plm", "--device", "cpu", "--seed",
             "0", "-q", "--threads", "1", *family.query_arguments,
-            *(["--theta", repr(theta)] if theta is not None else [])]
+            *(["--theta", repr(theta)] if theta is not None else []),
+            *(["--tolerance", repr(CG_TOLERANCE), "--max-iterations", str(CG_MAX_ITERATIONS)]
+              if variant == "conjugate_gradients" else [])]
 
 
 def fit_in_this_process(variant: str, arguments: list[str]) -> None:
     """The child's side: run ``potts-gwg ARGUMENTS`` under ``variant``'s objective."""
-    with gap_field_fixed() if variant == "gap_field_fixed" else contextlib.nullcontext():
+    patches = {"gap_field_fixed": gap_field_fixed, "conjugate_gradients": conjugate_gradients}
+    with patches.get(variant, contextlib.nullcontext)():
         potts_gwg_main(args=arguments, prog_name="potts-gwg")
 
 
