@@ -28,6 +28,7 @@ from .task import (
     _write_json,
     base_record,
     finished_record,
+    retire_stale_failure,
     plural,
     settings_hash,
 )
@@ -104,6 +105,7 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
             digest = settings_hash(family, settings, digests)
             previous = finished_record(folder, digest) if options.resume else None
             if previous is not None:
+                retire_stale_failure(folder)
                 # (done.json files of before the seed column: the hash pins the seed)
                 records[family.id] = {"seed": settings.seed, **previous, "resumed": True}
                 continue

@@ -178,6 +178,23 @@ def failed_record(folder: str | os.PathLike, expected_hash: str) -> dict | None:
     return result if isinstance(result, dict) else None
 
 
+def retire_stale_failure(folder: str | os.PathLike) -> None:
+    """For a family found finished with the settings asked for: drop the ``error.json`` a
+    failed run with other settings left beside ``done.json`` (the summary says done, and the
+    folder should not say failed), and say in ``log.txt``, which that run wrote, whose log it
+    is. Nothing happens when there is no such failure."""
+    error = Path(folder) / ERROR
+    if not error.is_file():
+        return
+    log = Path(folder) / LOG
+    if log.is_file():
+        with open(log, "a") as stream:
+            stream.write(f"{_now()} batch: finished earlier with the settings asked now "
+                         f"({DONE}); the failure above was a run with other settings, whose "
+                         f"{ERROR} is removed\n")
+    error.unlink()
+
+
 def output_names(settings: RunSettings) -> list[str]:
     """Every file a run of a family may leave, ``done.json`` first (it goes first, too)."""
     return [DONE, ERROR, MODEL, settings.contacts_name, EVALUATION, CONTACT_MAP, SETTINGS]

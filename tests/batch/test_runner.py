@@ -272,3 +272,23 @@ def test_another_shard_s_family_finished_before_the_seed_column_gets_the_run_s_s
     first = shard(1)
     assert first.ran == ["a"] and [record["seed"] for record in first.records] == [5, 5]
     assert list(pd.read_csv(outdir / "summary.tsv", sep="\t")["seed"]) == [5, 5]
+
+
+def test_a_family_resumed_as_done_drops_the_failure_of_a_run_with_other_settings(tmp_path):
+    """Done with settings A, then failed with settings B (error.json, B's log), then run with
+    A again: skipped as done, and the folder no longer says failed."""
+    manifest = write_manifest(tmp_path / "input")
+    outdir = tmp_path / "out"
+    options = BatchOptions(devices="cpu", workers=1, threads=1, progress=False)
+    run_batch(manifest, outdir, settings(), options)
+    failing = RunSettings(plm=PlmSettings(max_iterations=3), max_memory=1024)
+    assert run_batch(manifest, outdir, failing, options).records[0]["status"] == "failed"
+    folder = outdir / "sh3"
+    assert (folder / "error.json").is_file()
+    result = run_batch(manifest, outdir, settings(), options)
+    assert result.skipped == ["sh3"] and result.records[0]["status"] == "done"
+    assert not (folder / "error.json").exists() and (folder / "done.json").is_file()
+    log = (folder / "log.txt").read_text()
+    assert "failed: ResourceError" in log
+    assert log.rstrip().endswith("the failure above was a run with other settings, whose "
+                                 "error.json is removed")
