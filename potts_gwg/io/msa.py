@@ -194,6 +194,10 @@ def _read_lines(path: str, progress: bool | None = False) -> list[bytes]:
     a readable, non-empty text file.
     """
     if not os.path.exists(path):
+        if str(path) == "-":
+            raise InputError("no such file (standard input is not read: save the alignment "
+                             "to a file and give its name; the fit records it, and --resume "
+                             "reads it again)", path)
         raise InputError("no such file", path)
     if os.path.isdir(path):
         raise InputError("is a directory, not an alignment file", path)

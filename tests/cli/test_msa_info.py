@@ -76,6 +76,10 @@ def test_missing_file_and_bad_query_name(tmp_path):
     missing = run(str(tmp_path / "absent.a3m"))
     assert missing.exit_code == 2
     assert missing.stderr == f"error: {tmp_path / 'absent.a3m'}: no such file\n"
+    dash = run("-")  # e.g. `zcat x.a3m.gz | potts-gwg msa-info -`
+    assert dash.exit_code == 2
+    assert dash.stderr.startswith("error: -: no such file (standard input is not read: save ")
+    assert dash.stderr.count("\n") == 1
     unknown = run(str(FIXTURES / "psicov.aln"), "--query", "nobody")
     assert unknown.exit_code == 2
     assert unknown.stderr.startswith("error:") and "nobody" in unknown.stderr
