@@ -71,6 +71,24 @@ def default_model_path(msa_path: str | os.PathLike) -> Path:
     return Path(f"{stem}.npz")
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # every npz archive, so every model file, starts with it
+
+
+def refuse_replacing_other_files(output: Path) -> None:
+    """A model replaces an earlier model at ``output``, never another kind of file: ``-o
+    other.fasta`` would have destroyed that alignment (text, or anything not an npz archive)."""
+    if not output.is_file():  # nothing there, or a FIFO or device written into
+        return
+    try:
+        with open(output, "rb") as stream:
+            start = stream.read(len(ZIP_MAGIC))
+    except OSError:
+        return  # unreadable: writing it is output_target's and the writer's to judge
+    if start and start != ZIP_MAGIC:
+        raise InputError("exists and is no model file (npz archive): the model would replace "
+                         "it; give another name, or delete the file first", output)
+
+
 def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
               options: FitOptions, report: Reporter = lambda message: None,
               on_iteration=None, on_pcd_iteration=None,
@@ -100,6 +118,7 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     # A bad output path is refused before the work, not after.
     output_target(output, inputs=(msa_path, options.query_file,
                                   None if options.init in PCD_INITS else options.init))
+    refuse_replacing_other_files(output)
     if not options.resume and checkpoint_path(output).exists():
         # also for plm: the model would replace the output and leave a checkpoint of another
         # fit beside it, which a later --resume would continue

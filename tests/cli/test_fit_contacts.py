@@ -19,6 +19,8 @@ from potts_gwg.io.model_file import load_model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MSA = REPO_ROOT / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
 EXAMPLE_STRUCTURE = REPO_ROOT / "data" / "PF00018_2O9S" / "2O9S_A.pdb"
+# What an earlier model file starts with (an npz archive is a zip): fit replaces such a file.
+EARLIER_MODEL = b"PK\x03\x04 an earlier model"
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
@@ -284,10 +286,10 @@ def test_bad_msa_leaves_no_output_and_keeps_an_existing_file(tmp_path):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">a\nACDE\n>b\nAC\n")
     output = tmp_path / "m.npz"
-    output.write_bytes(b"previous")
+    output.write_bytes(EARLIER_MODEL)
     result = run("fit", bad, "-o", output)
     assert_clean_error(result, "bad.fasta")
-    assert output.read_bytes() == b"previous"
+    assert output.read_bytes() == EARLIER_MODEL
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fasta", "m.npz"]
 
 
@@ -307,11 +309,11 @@ def test_each_bad_msa_is_one_line_exit_2_and_keeps_the_output(tmp_path, name):
     msa = tmp_path / name
     msa.write_bytes(content)
     output = tmp_path / "m.npz"
-    output.write_bytes(b"previous")
+    output.write_bytes(EARLIER_MODEL)
     result = run("fit", msa, "-o", output)
     assert result.exit_code == 2
     assert_clean_error(result, name, fragment)
-    assert output.read_bytes() == b"previous"
+    assert output.read_bytes() == EARLIER_MODEL
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([name, "m.npz"])
 
 
@@ -347,6 +349,23 @@ def test_missing_msa_is_one_line_exit_2(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == f"error: {tmp_path / 'absent.fasta'}: no such file\n"
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_model_replaces_an_earlier_model_but_no_other_file(tmp_path):
+    """`fit a.fasta -o b.fasta` (a slip of the finger) would have replaced the alignment
+    b.fasta with a model; an earlier model (or an empty file) is replaced as asked."""
+    other = tmp_path / "other.fasta"
+    other.write_text(">keep\nACDE\n")
+    result = run("fit", EXAMPLE_MSA, "-o", other, "--max-iterations", "2")
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {other}: exists and is no model file (npz archive): the "
+                             "model would replace it; give another name, or delete the file "
+                             "first\n")
+    assert other.read_text() == ">keep\nACDE\n"
+    model = tmp_path / "m.npz"
+    for _ in range(2):  # the second run replaces the first run's model
+        result = run("fit", EXAMPLE_MSA, "-o", model, "--max-iterations", "2", "-q")
+        assert result.exit_code == 0, result.output
 
 
 def test_refused_when_memory_is_too_small(tmp_path):
