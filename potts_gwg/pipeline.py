@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,22 +72,23 @@ def default_model_path(msa_path: str | os.PathLike) -> Path:
     return Path(f"{stem}.npz")
 
 
-ZIP_MAGIC = b"PK\x03\x04"  # every npz archive, so every model file, starts with it
+MODEL_ENTRIES = {"h.npy", "J.npy"}  # what every model file (an npz archive) holds
 
 
 def refuse_replacing_other_files(output: Path) -> None:
     """A model replaces an earlier model at ``output``, never another kind of file: ``-o
-    other.fasta`` would have destroyed that alignment (text, or anything not an npz archive)."""
-    if not output.is_file():  # nothing there, or a FIFO or device written into
+    other.fasta`` would have destroyed that alignment. A model is an npz archive holding h and
+    J; an empty file is replaced too. An unreadable file is refused (it cannot be checked)."""
+    if not output.is_file() or output.stat().st_size == 0:  # nothing there, a FIFO, a device
         return
     try:
-        with open(output, "rb") as stream:
-            start = stream.read(len(ZIP_MAGIC))
-    except OSError:
-        return  # unreadable: writing it is output_target's and the writer's to judge
-    if start and start != ZIP_MAGIC:
-        raise InputError("exists and is no model file (npz archive): the model would replace "
-                         "it; give another name, or delete the file first", output)
+        with zipfile.ZipFile(output) as archive:
+            is_model = MODEL_ENTRIES <= set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        is_model = False
+    if not is_model:
+        raise InputError("exists and is no model file (an npz archive with h and J): the model "
+                         "would replace it; give another name, or delete the file first", output)
 
 
 def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
@@ -112,6 +114,7 @@ def fit_stage(msa_path: str | os.PathLike, output: str | os.PathLike | None,
     if output is None:
         output = default_model_path(msa_path)
         if output.exists():
+            refuse_replacing_other_files(output)
             report(f"replacing {output}, the default output for this alignment (-o names "
                    "another file)")
     output = Path(output)

@@ -105,7 +105,8 @@ def run_batch(source: str | os.PathLike, outdir: str | os.PathLike, settings: Ru
             digest = settings_hash(family, settings, digests)
             previous = finished_record(folder, digest) if options.resume else None
             if previous is not None:
-                retire_stale_failure(folder)
+                if note := retire_stale_failure(folder):
+                    announce(f"note: {note}")
                 # (done.json files of before the seed column: the hash pins the seed)
                 records[family.id] = {"seed": settings.seed, **previous, "resumed": True}
                 continue

@@ -178,21 +178,30 @@ def failed_record(folder: str | os.PathLike, expected_hash: str) -> dict | None:
     return result if isinstance(result, dict) else None
 
 
-def retire_stale_failure(folder: str | os.PathLike) -> None:
-    """For a family found finished with the settings asked for: drop the ``error.json`` a
-    failed run with other settings left beside ``done.json`` (the summary says done, and the
-    folder should not say failed), and say in ``log.txt``, which that run wrote, whose log it
-    is. Nothing happens when there is no such failure."""
+def retire_stale_failure(folder: str | os.PathLike) -> str | None:
+    """For a family found finished with the settings asked for: drop the ``error.json`` that a
+    later, failed run left beside ``done.json`` (the summary says done, so the folder should
+    not say failed), and say so at the end of ``log.txt``, which that run may have rewritten.
+    Returns a note for the batch's output when the folder could not be tidied (the family
+    stays done; the batch goes on), else None."""
     error = Path(folder) / ERROR
-    if not error.is_file():
-        return
-    log = Path(folder) / LOG
-    if log.is_file():
-        with open(log, "a") as stream:
-            stream.write(f"{_now()} batch: finished earlier with the settings asked now "
-                         f"({DONE}); the failure above was a run with other settings, whose "
-                         f"{ERROR} is removed\n")
-    error.unlink()
+    failed = _read_json(error) if error.is_file() else None
+    if failed is None:
+        return None
+    done = _read_json(Path(folder) / DONE) or {}
+    settings = "these settings" if failed.get("settings_hash") == done.get("settings_hash") \
+        else "other settings"
+    try:
+        error.unlink(missing_ok=True)
+        log = Path(folder) / LOG
+        if log.is_file():
+            with open(log, "a") as stream:
+                stream.write(f"{_now()} batch: finished earlier with the settings asked now "
+                             f"({DONE}); a later run with {settings} failed, and its {ERROR} "
+                             "is removed (its log, as far as it got, is above)\n")
+    except OSError as problem:
+        return f"{folder}: could not remove a later failed run's {ERROR} ({problem})"
+    return None
 
 
 def output_names(settings: RunSettings) -> list[str]:

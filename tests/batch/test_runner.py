@@ -274,7 +274,8 @@ def test_another_shard_s_family_finished_before_the_seed_column_gets_the_run_s_s
     assert list(pd.read_csv(outdir / "summary.tsv", sep="\t")["seed"]) == [5, 5]
 
 
-def test_a_family_resumed_as_done_drops_the_failure_of_a_run_with_other_settings(tmp_path):
+def test_a_family_resumed_as_done_drops_the_failure_of_a_run_with_other_settings(tmp_path,
+                                                                                  monkeypatch):
     """Done with settings A, then failed with settings B (error.json, B's log), then run with
     A again: skipped as done, and the folder no longer says failed."""
     manifest = write_manifest(tmp_path / "input")
@@ -290,5 +291,21 @@ def test_a_family_resumed_as_done_drops_the_failure_of_a_run_with_other_settings
     assert not (folder / "error.json").exists() and (folder / "done.json").is_file()
     log = (folder / "log.txt").read_text()
     assert "failed: ResourceError" in log
-    assert log.rstrip().endswith("the failure above was a run with other settings, whose "
-                                 "error.json is removed")
+    assert log.rstrip().endswith("a later run with other settings failed, and its error.json "
+                                 "is removed (its log, as far as it got, is above)")
+    # A folder that cannot be tidied (here: error.json cannot be removed) leaves the family
+    # done and the batch going, with a note.
+    assert run_batch(manifest, outdir, failing, options).records[0]["status"] == "failed"
+    unlink = Path.unlink
+
+    def refuse_error_json(path, *arguments, **options):
+        if path.name == "error.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return unlink(path, *arguments, **options)
+
+    monkeypatch.setattr(Path, "unlink", refuse_error_json)
+    notes = []
+    result = run_batch(manifest, outdir, settings(), options, announce=notes.append)
+    assert result.skipped == ["sh3"] and result.records[0]["status"] == "done"
+    assert f"note: {folder}: could not remove a later failed run's error.json ([Errno 13] " \
+        f"Permission denied: '{folder / 'error.json'}')" in notes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import pickle
 import re
@@ -19,8 +20,16 @@ from potts_gwg.io.model_file import load_model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MSA = REPO_ROOT / "data" / "PF00018_2O9S" / "PF00018_2O9S.fasta"
 EXAMPLE_STRUCTURE = REPO_ROOT / "data" / "PF00018_2O9S" / "2O9S_A.pdb"
-# What an earlier model file starts with (an npz archive is a zip): fit replaces such a file.
-EARLIER_MODEL = b"PK\x03\x04 an earlier model"
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+# An earlier model (an npz archive with h and J), which fit replaces when asked to.
+EARLIER_MODEL = npz_bytes(h=np.zeros((1, 2)), J=np.zeros((1, 1, 2, 2)))
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
@@ -354,18 +363,24 @@ def test_missing_msa_is_one_line_exit_2(tmp_path):
 def test_a_model_replaces_an_earlier_model_but_no_other_file(tmp_path):
     """`fit a.fasta -o b.fasta` (a slip of the finger) would have replaced the alignment
     b.fasta with a model; an earlier model (or an empty file) is replaced as asked."""
-    other = tmp_path / "other.fasta"
-    other.write_text(">keep\nACDE\n")
-    result = run("fit", EXAMPLE_MSA, "-o", other, "--max-iterations", "2")
-    assert result.exit_code == 2
-    assert result.stderr == (f"error: {other}: exists and is no model file (npz archive): the "
-                             "model would replace it; give another name, or delete the file "
-                             "first\n")
-    assert other.read_text() == ">keep\nACDE\n"
+    others = {"other.fasta": b">keep\nACDE\n",
+              "samples.npz": npz_bytes(samples=np.zeros((2, 3))),  # an archive, no model
+              "notes.zip": b"PK\x03\x04 not even a whole archive"}
+    for name, content in others.items():
+        other = tmp_path / name
+        other.write_bytes(content)
+        result = run("fit", EXAMPLE_MSA, "-o", other, "--max-iterations", "2")
+        assert result.exit_code == 2
+        assert result.stderr == (f"error: {other}: exists and is no model file (an npz archive "
+                                 "with h and J): the model would replace it; give another "
+                                 "name, or delete the file first\n")
+        assert other.read_bytes() == content
     model = tmp_path / "m.npz"
+    model.touch()  # an empty file is replaced as well
     for _ in range(2):  # the second run replaces the first run's model
         result = run("fit", EXAMPLE_MSA, "-o", model, "--max-iterations", "2", "-q")
         assert result.exit_code == 0, result.output
+        assert load_model(model).J.shape == (48, 48, 21, 21)
 
 
 def test_refused_when_memory_is_too_small(tmp_path):

@@ -96,7 +96,8 @@ def test_other_runtime_errors_stay_internal_errors(tmp_path, monkeypatch):
 def test_a_signal_while_the_model_is_written_leaves_the_old_file(tmp_path, monkeypatch, signum,
                                                                   exit_code, message):
     output = tmp_path / "m.npz"
-    output.write_bytes(b"PK\x03\x04 previous model")
+    np.savez(output, h=np.zeros((1, 2)), J=np.zeros((1, 1, 2, 2)))  # an earlier model
+    previous = output.read_bytes()
     real_savez = np.savez
 
     def savez_then_signal(stream, **arrays):
@@ -110,7 +111,7 @@ def test_a_signal_while_the_model_is_written_leaves_the_old_file(tmp_path, monke
     assert result.exit_code == exit_code, result.output
     assert result.stderr.splitlines()[-1] == message and "Traceback" not in result.output
     assert [path.name for path in tmp_path.iterdir()] == ["m.npz"]
-    assert output.read_bytes() == b"PK\x03\x04 previous model"
+    assert output.read_bytes() == previous
     assert signal.getsignal(signal.SIGTERM) is handler  # restored after the command
 
 
