@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Every GPU check of issues 3 and 5 (and the gpu-marked tests) in one prepared run, for a
-# session that is lent a GPU for a few minutes. Writes at most 7 files into OUTDIR (the device
+# session that is lent a GPU for a few minutes. Writes at most 8 files into OUTDIR (the device
 # tool returns 8): gpu_checks.log, pytest_gpu.xml and one JSON per benchmark section.
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR [SECTION ...]
 #
 # Sections (default: all, in this order, most important first; each under its own time limit,
-# 510 s together, so one device call of 600 s holds them with the install; a lent machine has
-# ~15 min in all, its start included, so plan on one call). Every benchmark writes its JSON as
+# 570 s together, though all of them took 247 s on an H200 (2026-12-04), so one device call of
+# 600 s holds them with the install; a lent machine has ~15 min in all, its start included, so
+# plan on one call). Every benchmark writes its JSON as
 # it goes: a section cut by its limit keeps what it finished.
 #   tests      pytest -m gpu                                                (limit 90 s)
 #   plm        plm_contacts.py on DHFR_1RX2 and CRY2_4I6E (CRY2 fit+contacts <= 10 s target)  (60 s)
@@ -18,6 +19,8 @@
 #   sampler    sampler_throughput.py (>= 1e7 GWG chain-steps/s at L = 450)       (60 s)
 #   memory     fit_memory.py, L = 300: peak device memory of PLM and PCD fits against the
 #              estimate the fit checks before allocating                          (90 s)
+#   startup    startup_times.py: `import torch`, that plus the device's start, `potts-gwg
+#              --version`, each a fresh process: what no fit can shorten          (30 s)
 # GPU_CHECKS_PLM_FAMILIES / GPU_CHECKS_PCD_FAMILIES (comma-separated) replace the families of
 # plm / pcd (a re-measurement that must fit in what is left of a lease).
 # GPU_CHECKS_DEVICE=cpu GPU_CHECKS_QUICK=1 runs the same plumbing on a CPU with tiny sizes
@@ -29,7 +32,7 @@ export POTTS_GWG_DEBUG=1 PYTHONFAULTHANDLER=1
 out=${1:?usage: gpu_checks.sh OUTDIR [SECTION ...]}
 shift
 if [ $# -eq 0 ]; then
-    set -- tests plm synthetic pcd sampler memory
+    set -- tests plm synthetic pcd sampler memory startup
 fi
 sections=("$@")
 device=${GPU_CHECKS_DEVICE:-cuda}
@@ -102,8 +105,12 @@ for name in "${sections[@]}"; do
         section memory 90 $python "$here/fit_memory.py" --device "$device" \
             --lengths "$memory_lengths" -o "$out/fit_memory_$device.json"
         ;;
+    startup)
+        section startup 30 $python "$here/startup_times.py" --device "$device" \
+            -o "$out/startup_times_$device.json"
+        ;;
     *)
-        say "unknown section $name (tests, plm, synthetic, pcd, sampler, memory)"
+        say "unknown section $name (tests, plm, synthetic, pcd, sampler, memory, startup)"
         ;;
     esac
 done
