@@ -13,7 +13,6 @@ import dataclasses
 import math
 import os
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from .fit.memory import check_fit_memory
 from .fit.pcd import default_steps, fit_pcd, initial_state
 from .fit.plm import fit_plm, initial_fields
 from .interrupts import held_interrupts
-from .io.model_file import PottsModel, load_model, save_model
+from .io.model_file import PottsModel, is_model_archive, load_model, save_model
 from .io.msa import read_alignment
 from .settings import FIT_METHODS, PCD_INITS, FitOptions
 from .weights import effective_number, sequence_weights, shallow_alignment_note
@@ -72,21 +71,13 @@ def default_model_path(msa_path: str | os.PathLike) -> Path:
     return Path(f"{stem}.npz")
 
 
-MODEL_ENTRIES = {"h.npy", "J.npy"}  # what every model file (an npz archive) holds
-
-
 def refuse_replacing_other_files(output: Path) -> None:
     """A model replaces an earlier model at ``output``, never another kind of file: ``-o
-    other.fasta`` would have destroyed that alignment. A model is an npz archive holding h and
-    J; an empty file is replaced too. An unreadable file is refused (it cannot be checked)."""
+    other.fasta`` would have destroyed that alignment. An empty file is replaced too; an
+    unreadable one is refused (it cannot be checked)."""
     if not output.is_file() or output.stat().st_size == 0:  # nothing there, a FIFO, a device
         return
-    try:
-        with zipfile.ZipFile(output) as archive:
-            is_model = MODEL_ENTRIES <= set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        is_model = False
-    if not is_model:
+    if not is_model_archive(output):
         raise InputError("exists and is no model file (an npz archive with h and J): the model "
                          "would replace it; give another name, or delete the file first", output)
 

@@ -28,8 +28,8 @@ from .task import (
     _write_json,
     base_record,
     finished_record,
-    retire_stale_failure,
     plural,
+    retire_stale_failure,
     settings_hash,
 )
 

@@ -13,6 +13,7 @@ against the stored bytes): nothing is unpickled or executed.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from ..atomic import atomic_path
 from ..errors import InputError
 from .npz import json_meta, meta_array, read_npz
 
-REQUIRED_KEYS = ("h", "J", "alphabet")  # meta may be left out of a hand-made file: {}
+PARAMETER_KEYS = ("h", "J")
+REQUIRED_KEYS = (*PARAMETER_KEYS, "alphabet")  # meta may be left out of a hand-made file: {}
 SYMMETRY_TOLERANCE = 1e-4
 # Bytes of J checked for symmetry at once.
 SYMMETRY_BLOCK_BYTES = 16 * 2**20
@@ -66,6 +68,16 @@ def save_model(path: str | os.PathLike, model: PottsModel) -> Path:
     return Path(path)
 
 
+def is_model_archive(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an npz archive holding a model's h and J (read from the archive's
+    index alone, nothing loaded): what ``fit`` may replace."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {f"{key}.npy" for key in PARAMETER_KEYS} <= set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+
+
 def load_model(path: str | os.PathLike) -> PottsModel:
     """Read and validate a model file; every problem is an :class:`InputError` naming it."""
     arrays = read_npz(path, "model file")
@@ -100,8 +112,8 @@ def validate_model(h: np.ndarray, J: np.ndarray, alphabet: str, source: str) -> 
         raise InputError(f"'alphabet' must be {n_states} distinct letters (q), "
                          f"got {alphabet!r}", source)
     # NaN and ±inf reach the extremes (max and min propagate NaN): no mask of J's size.
-    if not all(np.isfinite(array.max(initial=0.0)) and np.isfinite(array.min(initial=0.0))
-               for array in (h, J)):
+    J_low, J_high = J.min(initial=0.0), J.max(initial=0.0)
+    if not np.isfinite([h.min(initial=0.0), h.max(initial=0.0), J_low, J_high]).all():
         raise InputError("'h' or 'J' contains NaN or infinite values", source)
     diagonal = J[np.arange(length), np.arange(length)]
     if np.abs(diagonal).max(initial=0.0) > 0:
@@ -110,7 +122,7 @@ def validate_model(h: np.ndarray, J: np.ndarray, alphabet: str, source: str) -> 
     rows = max(1, SYMMETRY_BLOCK_BYTES // max(1, J[:1].nbytes))
     asymmetry = max((np.abs(J[start:start + rows] - J[:, start:start + rows].transpose(1, 0, 3, 2))
                      .max(initial=0.0) for start in range(0, length, rows)), default=0.0)
-    scale = max(1.0, float(max(J.max(initial=0.0), -J.min(initial=0.0))))
+    scale = max(1.0, float(max(J_high, -J_low)))
     if asymmetry > SYMMETRY_TOLERANCE * scale:
         raise InputError(f"'J' is not symmetric (max |J[i,j,a,b] - J[j,i,b,a]| = "
                          f"{asymmetry:.3g})", source)
